@@ -1,0 +1,28 @@
+# The two commands of the README: `make demo` and `make test`.
+# Both set everything up first (scripts/bootstrap.sh), so a fresh clone needs nothing else.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.bootstrapped
+
+.PHONY: setup demo test bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	bash scripts/bootstrap.sh
+	touch $@
+
+demo: setup
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(PY) examples/demo.py
+
+test: setup
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(PY) -m pytest
+
+bench: setup
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(PY) bench/run_all.py
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache

@@ -1,0 +1,43 @@
+"""dspex-jupyter: build, run and tune DSPy programs in notebooks.
+
+Importing this package is cheap: DSPy, gRPC and the Jupyter layer are imported
+only when something needs them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import errors
+from .api import Variables
+from .context import Context, default_context
+from .variables.record import Variable, WatchEvent
+
+__version__ = "0.1.0"
+
+__all__ = ["Context", "Variables", "Program", "Variable", "WatchEvent", "default_context", "errors"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Program":
+        from .program import Program
+
+        return Program
+    raise AttributeError(f"module 'dspex_jupyter' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext dspex_jupyter``: register the magics (DSPy is not imported)."""
+    from .jupyter import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .jupyter import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "dspex-jupyter"}]

@@ -1,0 +1,470 @@
+"""``Context``: the single source of truth for one execution's variables and backend.
+
+Every operation goes through a context, never around it to a backend, because
+the context may swap its backend (``LocalState`` -> ``BridgedState``) while
+other threads use it. Writes pass a *switch gate*: any number of writers at
+once, or one switch with no writer in flight. Reads need no gate: until the
+swap, the old backend answers them consistently, since no write can land while
+the switch runs.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from .errors import (
+    BridgeUnavailable,
+    ContextClosed,
+    DSPexError,
+    ValidationError,
+    VariableExists,
+    VersionConflict,
+)
+from .state.local import LocalState
+from .state.provider import StateProvider
+from .state.watch import Subscription, WatchFilter
+from .variables.record import Variable, WatchEvent
+from .variables.types import check_constraints, normalize_type
+
+__all__ = ["Context", "default_context", "MISSING"]
+
+MISSING: Any = object()
+
+_BACKENDS = ("local", "bridged")
+_LM_ENV = {
+    "model": "DSPEX_LM_MODEL",
+    "api_base": "DSPEX_LM_API_BASE",
+    "api_key": "DSPEX_LM_API_KEY",
+}
+
+
+class _SwitchGate:
+    """Many writers at once, or one backend switch with no writer in flight."""
+
+    __slots__ = ("_cond", "_writers", "_switching")
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._writers = 0
+        self._switching = False
+
+    def __enter__(self) -> None:
+        with self._cond:
+            while self._switching:
+                self._cond.wait()
+            self._writers += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._writers -= 1
+            if self._switching and not self._writers:
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self):
+        with self._cond:
+            while self._switching:
+                self._cond.wait()
+            self._switching = True
+            while self._writers:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._switching = False
+                self._cond.notify_all()
+
+
+class _Stopped:
+    """Stands in for the backend after ``stop()``: every use says so clearly."""
+
+    name = "stopped"
+    requires_bridge = False
+
+    def __getattr__(self, operation: str) -> Any:
+        raise ContextClosed(
+            f"this context was stopped; cannot {operation!r} (start a new one with Context.start())"
+        )
+
+
+class Context:
+    """Typed, constrained variables on a pluggable backend.
+
+    ``Context()`` starts on ``LocalState``. It bridges at once when given
+    ``backend="bridged"``, a ``bridge`` address or a ``session_id`` to join;
+    otherwise it bridges on :meth:`ensure_bridged` (which ``Program.run`` calls
+    when a program contains a bridged module). ``DSPEX_BRIDGE`` and
+    ``DSPEX_BRIDGE_TOKEN`` configure where that upgrade goes, without forcing it.
+    """
+
+    def __init__(
+        self,
+        *,
+        backend: str = "local",
+        bridge: str | None = None,
+        token: str | None = None,
+        session_id: str | None = None,
+        lm: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        store: str | None = None,
+        session_ttl_s: float | None = None,
+    ) -> None:
+        if backend not in _BACKENDS:
+            raise ValidationError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        if session_id is not None and (not isinstance(session_id, str) or not session_id):
+            raise ValidationError(f"session_id must be a non-empty string, got {session_id!r}")
+        self.name = name or "context"
+        self.session_id: str = session_id or uuid.uuid4().hex
+        self.bridge_address: str | None = bridge or os.environ.get("DSPEX_BRIDGE") or None
+        self._token: str | None = token or os.environ.get("DSPEX_BRIDGE_TOKEN") or None
+        self._store = store
+        self._session_ttl_s = session_ttl_s
+        self._join_existing = session_id is not None
+        self.lm_config: dict[str, Any] = _resolve_lm(lm)
+        self._provider: StateProvider | _Stopped = LocalState()
+        self._gate = _SwitchGate()
+        self._upgrade_lock = threading.Lock()
+        self._on_stop: list[Callable[[], Any]] = []
+        self.extensions: dict[str, Any] = {}  # upper layers attach their per-context objects here
+        self.runs: collections.deque[Mapping[str, Any]] = collections.deque(maxlen=50)
+        self._run_listeners: list[Callable[[Mapping[str, Any]], Any]] = []
+        if backend == "bridged" or bridge is not None or session_id is not None:
+            self.ensure_bridged()
+
+    @classmethod
+    def start(cls, **options: Any) -> Context:
+        """Create a context; see the class docstring for the options."""
+        return cls(**options)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def backend(self) -> str:
+        """``"local"`` or ``"bridged"`` (``"stopped"`` after :meth:`stop`)."""
+        return self._provider.name
+
+    @property
+    def provider(self) -> StateProvider:
+        """The active backend. For diagnostics and tests; use the context's methods."""
+        return self._provider  # type: ignore[return-value]
+
+    @property
+    def address(self) -> str | None:
+        """The bridge server's address once bridged, else ``None``."""
+        return getattr(self._provider, "address", None)
+
+    @property
+    def closed(self) -> bool:
+        return isinstance(self._provider, _Stopped)
+
+    def add_stop_callback(self, callback: Callable[[], Any]) -> None:
+        """Run ``callback`` on :meth:`stop` (last added, first run)."""
+        self._on_stop.append(callback)
+
+    def stop(self) -> None:
+        """Release everything this context owns: watchers, streams, sessions, a private server."""
+        with self._upgrade_lock, self._gate.exclusive():
+            if self.closed:
+                return
+            provider, self._provider = self._provider, _Stopped()
+        errors = []
+        try:
+            provider.close()
+        except Exception as exc:  # keep releasing the rest
+            errors.append(exc)
+        while self._on_stop:
+            try:
+                self._on_stop.pop()()
+            except Exception as exc:
+                errors.append(exc)
+        global _default
+        with _default_lock:
+            if _default is self:
+                _default = None
+        if errors:
+            raise DSPexError(f"errors while stopping the context: {errors!r}") from errors[0]
+
+    def ensure_bridged(self) -> Context:
+        """Upgrade to ``BridgedState`` (no-op if already bridged); see DESIGN.md.
+
+        The slow part (reaching or spawning the server, creating the session)
+        happens before writers are paused. Then, with no writer in flight, the
+        variables are imported in one atomic batch with their versions, every
+        watcher moves to the new backend, and the backend is swapped. On any
+        failure the context stays local and intact, and ``BridgeUnavailable``
+        is raised.
+        """
+        if self._provider.name == "bridged":
+            return self
+        with self._upgrade_lock:
+            if self._provider.name == "bridged":
+                return self
+            if self.closed:
+                raise ContextClosed("this context was stopped")
+            new = self._open_bridged_state()
+            try:
+                with self._gate.exclusive():
+                    old = self._provider
+                    snapshot = old.export_state()
+                    if snapshot["variables"]:
+                        new.import_state(snapshot)
+                    for subscription in old.detach_all():
+                        new.attach(subscription)
+                    self._provider = new
+            except BaseException as exc:
+                for subscription in new.detach_all():
+                    self._provider.attach(subscription)
+                new.close()
+                if isinstance(exc, DSPexError):
+                    raise BridgeUnavailable(
+                        f"upgrade to the bridged backend failed: {exc}"
+                    ) from exc
+                raise
+            old.close()
+        return self
+
+    def _open_bridged_state(self) -> StateProvider:
+        """Reach or spawn a bridge server and open this context's session on it."""
+        try:
+            from .bridge.client import open_bridged_state
+        except ImportError as exc:
+            raise BridgeUnavailable(f"the bridge is not available: {exc}") from exc
+        return open_bridged_state(self)
+
+    # ------------------------------------------------------------------ variables
+
+    def defvariable(
+        self,
+        name: str,
+        type: str | type,
+        *,
+        initial: Any,
+        constraints: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        source: str = "api",
+    ) -> Variable:
+        """Define a variable. Re-running the same definition keeps the current value
+        (so re-executing a notebook cell never resets what an optimizer set); a
+        different type or constraints for an existing name raises ``VariableExists``."""
+        with self._gate:
+            try:
+                return self._provider.register(
+                    name, type, initial, constraints=constraints, metadata=metadata, source=source
+                )
+            except VariableExists:
+                current = self._provider.get(name)
+                type_name = normalize_type(type)
+                if current.same_definition(type_name, check_constraints(type_name, constraints)):
+                    return current
+                raise
+
+    def variable(self, name: str) -> Variable:
+        """The full current record of ``name`` (value, version, metadata, ...)."""
+        return self._provider.get(name)
+
+    def get(self, name: str, default: Any = MISSING) -> Any:
+        """The current value of ``name``; ``default`` if given and the variable is missing."""
+        if default is MISSING:
+            return self._provider.get(name).value
+        try:
+            return self._provider.get(name).value
+        except KeyError:
+            return default
+
+    def set(
+        self,
+        name: str,
+        value: Any,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        source: str = "api",
+    ) -> Variable:
+        with self._gate:
+            return self._provider.set(
+                name, value, metadata=metadata, expected_version=expected_version, source=source
+            )
+
+    def update(
+        self, name: str, fn: Callable[[Any], Any], *, source: str = "api", retries: int = 100
+    ) -> Variable:
+        """Atomic read-modify-write: ``fn(old) -> new``, retried on concurrent writes."""
+        for _ in range(retries):
+            current = self._provider.get(name)
+            try:
+                return self.set(
+                    name, fn(current.value), expected_version=current.version, source=source
+                )
+            except VersionConflict:
+                continue
+        raise VersionConflict(name, current.version, self._provider.get(name).version)
+
+    def get_many(self, names: Iterable[str]) -> dict[str, Any]:
+        return {n: v.value for n, v in self._provider.get_many(names).items()}
+
+    def update_many(
+        self,
+        updates: Mapping[str, Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        expected_versions: Mapping[str, int] | None = None,
+        source: str = "api",
+    ) -> dict[str, Variable]:
+        with self._gate:
+            return self._provider.update_many(
+                updates, metadata=metadata, expected_versions=expected_versions, source=source
+            )
+
+    def list(self) -> list[Variable]:
+        return self._provider.list()
+
+    def delete(self, name: str, *, source: str = "api") -> None:
+        with self._gate:
+            self._provider.delete(name, source=source)
+
+    def export_state(self) -> dict[str, Any]:
+        return self._provider.export_state()
+
+    def import_state(self, snapshot: Mapping[str, Any], *, replace: bool = False) -> None:
+        with self._gate:
+            self._provider.import_state(snapshot, replace=replace)
+
+    def watch(
+        self,
+        names: Iterable[str] | str | None,
+        callback: Callable[[WatchEvent], Any],
+        *,
+        include_initial: bool = False,
+        filter: WatchFilter | None = None,
+        debounce_ms: float = 0,
+    ) -> Subscription:
+        """Call ``callback(event)`` on a dispatcher thread for each change, in version order.
+
+        The returned handle survives the backend upgrade; pass it to :meth:`unwatch`.
+        """
+        with self._gate:
+            return self._provider.watch(
+                names,
+                callback,
+                include_initial=include_initial,
+                filter=filter,
+                debounce_ms=debounce_ms,
+            )
+
+    def unwatch(self, handle: Subscription) -> bool:
+        with self._gate:
+            return self._provider.unwatch(handle)
+
+    # ------------------------------------------------------------------ advanced (bridged)
+
+    def add_dependency(self, name: str, depends_on: str) -> None:
+        with self._gate:
+            self._provider.add_dependency(name, depends_on)
+
+    def remove_dependency(self, name: str, depends_on: str) -> None:
+        with self._gate:
+            self._provider.remove_dependency(name, depends_on)
+
+    def dependencies(self, name: str) -> list[str]:
+        return self._provider.dependencies(name)
+
+    def topological_order(self) -> list[str]:
+        return self._provider.topological_order()
+
+    def acquire_lock(self, names: Iterable[str], holder: str, ttl_s: float = 30.0) -> Any:
+        with self._gate:
+            return self._provider.acquire_lock(names, holder, ttl_s)
+
+    def release_lock(self, lease: Any) -> None:
+        with self._gate:
+            self._provider.release_lock(lease)
+
+    def locks(self) -> dict[str, str]:
+        return self._provider.locks()
+
+    def grant(self, principal: str, rights: Iterable[str], variable: str | None = None) -> None:
+        with self._gate:
+            self._provider.grant(principal, rights, variable)
+
+    def revoke(self, principal: str, rights: Iterable[str], variable: str | None = None) -> None:
+        with self._gate:
+            self._provider.revoke(principal, rights, variable)
+
+    def permissions(self, principal: str) -> dict[str, list[str]]:
+        return self._provider.permissions(principal)
+
+    def history(self, name: str, limit: int | None = None) -> list[Variable]:
+        return self._provider.history(name, limit)
+
+    def rollback(self, name: str, version: int) -> Variable:
+        with self._gate:
+            return self._provider.rollback(name, version)
+
+    # ------------------------------------------------------------------ runs
+
+    def record_run(self, summary: Mapping[str, Any]) -> None:
+        """Remember a finished run (a JSON-safe summary) and tell the run listeners.
+
+        The Program layer calls this; the widgets and the lab panel listen.
+        A failing listener is logged and never fails the run.
+        """
+        self.runs.append(summary)
+        for listener in tuple(self._run_listeners):
+            try:
+                listener(summary)
+            except Exception:
+                logging.getLogger("dspex_jupyter").exception("run listener %r failed", listener)
+
+    def add_run_listener(self, listener: Callable[[Mapping[str, Any]], Any]) -> None:
+        self._run_listeners.append(listener)
+
+    def remove_run_listener(self, listener: Callable[[Mapping[str, Any]], Any]) -> None:
+        if listener in self._run_listeners:
+            self._run_listeners.remove(listener)
+
+    # ------------------------------------------------------------------ display
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return f"<Context {self.name} stopped>"
+        where = f" at {self.address}" if self.address else ""
+        return (
+            f"<Context {self.name} {self.backend}{where} session={self.session_id[:8]} "
+            f"variables={len(self._provider.list())}>"
+        )
+
+
+def _resolve_lm(lm: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The LM configuration: explicit options over ``DSPEX_LM_*`` environment variables."""
+    if lm is not None and not isinstance(lm, Mapping):
+        raise ValidationError(f"lm must be a mapping of LM options, got {lm!r}")
+    config = {key: os.environ[env] for key, env in _LM_ENV.items() if os.environ.get(env)}
+    config.update(lm or {})
+    return config
+
+
+_default: Context | None = None
+_default_lock = threading.Lock()
+
+
+def default_context() -> Context:
+    """The kernel's default context, created on first use (and again after it is stopped)."""
+    global _default
+    with _default_lock:
+        if _default is None or _default.closed:
+            _default = Context(name="default")
+        return _default

@@ -1,0 +1,180 @@
+"""The ``StateProvider`` interface every backend implements.
+
+The core (register ... capabilities) is abstract. The advanced operations
+(dependencies, optimizer locks, access control, history) have a default that
+raises :class:`NotSupportedByBackend` naming the operation and the backend, so
+a backend that lacks them fails loudly, never silently.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ..errors import NotSupportedByBackend
+from ..variables.record import Variable, WatchEvent
+from .watch import Subscription, WatchFilter
+
+__all__ = ["StateProvider", "CORE_CAPABILITIES", "ADVANCED_CAPABILITIES"]
+
+CORE_CAPABILITIES = frozenset(
+    {
+        "register",
+        "get",
+        "set",
+        "compare_and_set",
+        "delete",
+        "list",
+        "get_many",
+        "update_many",
+        "export",
+        "import",
+        "watch",
+    }
+)
+ADVANCED_CAPABILITIES = frozenset({"dependencies", "locks", "access_control", "history"})
+
+
+class StateProvider(ABC):
+    """Typed, versioned variables with watchers. Implementations must be thread-safe."""
+
+    #: ``"local"`` or ``"bridged"``.
+    name: str = "abstract"
+    #: Whether this backend needs a bridge server.
+    requires_bridge: bool = False
+
+    def capabilities(self) -> frozenset[str]:
+        return CORE_CAPABILITIES
+
+    # ------------------------------------------------------------------ core
+
+    @abstractmethod
+    def register(
+        self,
+        name: str,
+        type: str | type,
+        initial: Any,
+        *,
+        constraints: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        source: str = "api",
+    ) -> Variable:
+        """Define a new variable; raises ``VariableExists`` if the name is taken."""
+
+    @abstractmethod
+    def get(self, name: str) -> Variable: ...
+
+    @abstractmethod
+    def set(
+        self,
+        name: str,
+        value: Any,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        source: str = "api",
+    ) -> Variable:
+        """Write a validated value; with ``expected_version``, only if it is still current."""
+
+    @abstractmethod
+    def delete(self, name: str, *, source: str = "api") -> None: ...
+
+    @abstractmethod
+    def list(self) -> list[Variable]:
+        """Every variable, sorted by name."""
+
+    @abstractmethod
+    def get_many(self, names: Iterable[str]) -> dict[str, Variable]: ...
+
+    @abstractmethod
+    def update_many(
+        self,
+        updates: Mapping[str, Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        expected_versions: Mapping[str, int] | None = None,
+        source: str = "api",
+    ) -> dict[str, Variable]:
+        """Write several variables atomically: all of them or none."""
+
+    @abstractmethod
+    def export_state(self) -> dict[str, Any]:
+        """A JSON-safe snapshot, versions included."""
+
+    @abstractmethod
+    def import_state(
+        self, snapshot: Mapping[str, Any], *, replace: bool = False, source: str | None = None
+    ) -> None:
+        """Restore a snapshot atomically (see ``VariableTable.import_``)."""
+
+    @abstractmethod
+    def watch(
+        self,
+        names: Iterable[str] | None,
+        callback: Callable[[WatchEvent], Any],
+        *,
+        include_initial: bool = False,
+        filter: WatchFilter | None = None,
+        debounce_ms: float = 0,
+    ) -> Subscription:
+        """Deliver changes of ``names`` (``None``: every variable, present and future)."""
+
+    @abstractmethod
+    def unwatch(self, handle: Subscription) -> bool:
+        """Stop a subscription; True if it was active here."""
+
+    @abstractmethod
+    def attach(self, subscription: Subscription) -> None:
+        """Adopt a live subscription from another backend (used by the upgrade)."""
+
+    @abstractmethod
+    def detach_all(self) -> list[Subscription]:
+        """Hand over every live subscription without closing it."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release everything this backend holds. Idempotent."""
+
+    # ------------------------------------------------------------------ advanced
+
+    def _unsupported(self, operation: str) -> NotSupportedByBackend:
+        return NotSupportedByBackend(
+            operation, self.name, "it needs the bridged backend (call ctx.ensure_bridged())"
+        )
+
+    def add_dependency(self, name: str, depends_on: str) -> None:
+        raise self._unsupported("add_dependency")
+
+    def remove_dependency(self, name: str, depends_on: str) -> None:
+        raise self._unsupported("remove_dependency")
+
+    def dependencies(self, name: str) -> list[str]:
+        raise self._unsupported("dependencies")
+
+    def topological_order(self) -> list[str]:
+        raise self._unsupported("topological_order")
+
+    def acquire_lock(self, names: Iterable[str], holder: str, ttl_s: float = 30.0) -> Any:
+        raise self._unsupported("acquire_lock")
+
+    def release_lock(self, lease: Any) -> None:
+        raise self._unsupported("release_lock")
+
+    def locks(self) -> dict[str, str]:
+        raise self._unsupported("locks")
+
+    def grant(self, principal: str, rights: Iterable[str], variable: str | None = None) -> None:
+        raise self._unsupported("grant")
+
+    def revoke(self, principal: str, rights: Iterable[str], variable: str | None = None) -> None:
+        raise self._unsupported("revoke")
+
+    def permissions(self, principal: str) -> dict[str, list[str]]:
+        raise self._unsupported("permissions")
+
+    def history(self, name: str, limit: int | None = None) -> list[Variable]:
+        raise self._unsupported("history")
+
+    def rollback(self, name: str, version: int) -> Variable:
+        raise self._unsupported("rollback")

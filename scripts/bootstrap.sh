@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up everything dspex-jupyter needs on a fresh machine of this kind
+# (Debian, Python >= 3.10, PyPI/npm/Debian registries reachable): system
+# packages, the virtual environment, the package in editable mode with its
+# test extras, and the prebuilt JupyterLab extension. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  echo "bootstrap: installing ${need_apt[*]} with apt-get"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "bootstrap: creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+echo "bootstrap: installing dspex-jupyter and its test dependencies"
+"$VENV/bin/python" -m pip install -q -e ".[test]"
+echo "bootstrap: done"
