@@ -1,0 +1,5 @@
+"""Shared pytest configuration."""
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
