@@ -178,3 +178,18 @@ class StateProvider(ABC):
 
     def rollback(self, name: str, version: int) -> Variable:
         raise self._unsupported("rollback")
+
+    # ------------------------------------------------------------------ module execution
+
+    def execute_module(
+        self,
+        module_spec: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+        bindings: Mapping[str, str],
+        lm_config: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Run a bridged module (``Module.to_dict()``) out of process; see
+        ``dspex_jupyter.bridge.execution`` for the JSON shapes in and out.
+        ``bindings`` maps module parameters to variable names, resolved against
+        the session when the module starts."""
+        raise NotSupportedByBackend("execute_module", self.name)

@@ -1,0 +1,458 @@
+"""``WorkerPool``: processes that run DSPy modules for the bridge server.
+
+Why processes: DSPy and the user's tools run there, so a crash, a leak or a
+``kill -9`` costs one worker, never the server or its sessions. Why several
+runs per worker: a run spends nearly all its time waiting for the LM over
+HTTP, so each worker serves many runs at once on threads; a handful of
+workers then carries hundreds of runs in flight.
+
+Life of a worker: started with ``subprocess`` (a fresh interpreter, no fork
+of the server's threads); it imports DSPy in the background right after
+starting (pre-warmed) while already accepting requests. It speaks
+newline-delimited JSON on its stdin/stdout (its ``print`` output goes to
+stderr, so user code cannot corrupt the protocol) and exits when its stdin
+closes, so workers never outlive the server. When a worker dies, the runs it
+had fail with ``ModuleExecutionError`` naming the worker and its exit code,
+and a replacement starts; the pool survives.
+
+Protocol (one JSON object per line):
+
+* pool -> worker: ``{"op": "run", "id": N, "module": {...}, "inputs": {...},
+  "bound": {...}, "lm": {...}}`` and ``{"op": "exit"}``.
+* worker -> pool: ``{"op": "ready", "pid": P, "warm_s": S}`` once DSPy is
+  imported, then ``{"op": "result", "id": N, "ok": true, "result": {...}}`` or
+  ``{"op": "result", "id": N, "ok": false, "error": {"type": ..., "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any
+
+from .. import errors as _errors
+from ..errors import BridgeUnavailable, ModuleExecutionError
+
+__all__ = ["WorkerPool", "worker_main"]
+
+log = logging.getLogger("dspex_jupyter.bridge.workers")
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_ERROR_TYPES = {  # the error types a worker reply may name, most specific first
+    name: getattr(_errors, name)
+    for name in ("ProgramError", "ValidationError", "ModuleExecutionError")
+}
+_MAX_EARLY_DEATHS = 3  # workers dying before they are ready, in a row, before the pool gives up
+
+
+class _Worker:
+    """One worker process and the runs in flight on it."""
+
+    def __init__(self, pool: WorkerPool, index: int) -> None:
+        import subprocess
+
+        self.pool = pool
+        self.index = index
+        self.ready = threading.Event()
+        self.dead = False
+        self.warm_s: float | None = None
+        self.started_at = time.time()
+        self.pending: dict[int, Future] = {}
+        self.lock = threading.Lock()
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
+        env = dict(os.environ)
+        env.update(pool.env)
+        env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        env["DSPEX_WORKER_THREADS"] = str(pool.threads_per_worker)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
+        )
+        self.proc = subprocess.Popen(
+            [
+                pool.python,
+                "-c",
+                "from dspex_jupyter.bridge.workers import worker_main; worker_main()",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            close_fds=True,
+        )
+        self.pid = self.proc.pid
+        threading.Thread(
+            target=self._read, name=f"dspex-worker-{self.pid}-out", daemon=True
+        ).start()
+        threading.Thread(
+            target=self._read_stderr, name=f"dspex-worker-{self.pid}-err", daemon=True
+        ).start()
+
+    @property
+    def inflight(self) -> int:
+        return len(self.pending)
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        data = (json.dumps(message, allow_nan=False) + "\n").encode()
+        with self.lock:
+            if self.dead:
+                raise BrokenPipeError("worker is dead")
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self.stderr_tail.append(line)
+            log.debug("worker %s: %s", self.pid, line)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            for raw in self.proc.stdout:
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    log.warning("worker %s sent a malformed line: %r", self.pid, raw[:200])
+                    continue
+                if message.get("op") == "ready":
+                    self.warm_s = message.get("warm_s")
+                    if message.get("error"):
+                        log.warning(
+                            "worker %s could not pre-import DSPy: %s", self.pid, message["error"]
+                        )
+                    self.ready.set()
+                    self.pool._worker_ready(self)
+                elif message.get("op") == "result":
+                    with self.lock:
+                        future = self.pending.pop(message.get("id"), None)
+                    if future is not None and not future.done():
+                        future.set_result(message)
+        finally:
+            self._died()
+
+    def _died(self) -> None:
+        code = self.proc.wait()
+        with self.lock:
+            self.dead = True
+            pending, self.pending = self.pending, {}
+        time.sleep(0.05)  # let the stderr reader catch the last lines
+        tail = " | ".join(list(self.stderr_tail)[-3:])
+        if pending:
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            error = ModuleExecutionError(
+                f"the worker process running this module (pid {self.pid}) {how} before the "
+                f"run finished; the run was not completed (a replacement worker is starting)"
+                + (f"; its last output: {tail}" if tail and code >= 0 else "")
+            )
+            for future in pending.values():
+                if not future.done():
+                    future.set_exception(error)
+        self.pool._worker_died(self, code, tail)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self.lock:
+            self.dead = True
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=timeout)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class WorkerPool:
+    """A fixed number of worker processes, each running many modules concurrently.
+
+    ``execute`` is thread-safe and blocking (the gRPC server calls it from its
+    RPC threads); ``submit`` returns a future. Use as a context manager or call
+    :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        size: int = 2,
+        *,
+        threads_per_worker: int = 64,
+        env: Mapping[str, str] | None = None,
+        python: str | None = None,
+    ) -> None:
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"size must be a positive int, got {size!r}")
+        self.size = size
+        self.threads_per_worker = threads_per_worker
+        self.env = dict(env or {})
+        self.python = python or sys.executable
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._ids = itertools.count(1)
+        self._closed = False
+        self._started = False
+        self._early_deaths = 0
+        self._broken: str | None = None
+        self.restarts = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> WorkerPool:
+        """Start the workers (they pre-import DSPy in the background); returns at once."""
+        with self._lock:
+            if self._closed:
+                raise BridgeUnavailable("this worker pool was closed")
+            if not self._started:
+                self._started = True
+                self._workers = [_Worker(self, i) for i in range(self.size)]
+        return self
+
+    def wait_ready(self, timeout: float = 120.0) -> bool:
+        """Wait until every worker has imported DSPy; False if ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                workers = list(self._workers)
+            if workers and all(w.ready.is_set() for w in workers):
+                return True
+            if self._broken:
+                return False
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        """Stop every worker; runs still in flight fail with ``ModuleExecutionError``."""
+        with self._lock:
+            self._closed = True
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.stop()
+
+    def __enter__(self) -> WorkerPool:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ worker events
+
+    def _worker_ready(self, worker: _Worker) -> None:
+        with self._lock:
+            self._early_deaths = 0
+
+    def _worker_died(self, worker: _Worker, code: int, tail: str) -> None:
+        with self._lock:
+            if worker not in self._workers:
+                return  # stopped on purpose
+            if self._closed:
+                self._workers.remove(worker)
+                return
+            if not worker.ready.is_set():
+                self._early_deaths += 1
+            if self._early_deaths >= _MAX_EARLY_DEATHS:
+                self._broken = (
+                    f"worker processes keep dying before they are ready (exit code {code})"
+                    + (f": {tail}" if tail else "")
+                )
+                self._workers.remove(worker)
+                log.error("worker pool broken: %s", self._broken)
+                return
+            log.warning("worker %s died (exit code %s); starting a replacement", worker.pid, code)
+            self.restarts += 1
+            index = self._workers.index(worker)
+            self._workers[index] = _Worker(self, worker.index)
+
+    # ------------------------------------------------------------------ running
+
+    @property
+    def workers(self) -> list[dict[str, Any]]:
+        """``[{"pid", "ready", "inflight", "warm_s"}]`` for diagnostics and tests."""
+        with self._lock:
+            workers = list(self._workers)
+        return [
+            {"pid": w.pid, "ready": w.ready.is_set(), "inflight": w.inflight, "warm_s": w.warm_s}
+            for w in workers
+        ]
+
+    def pids(self) -> list[int]:
+        return [w["pid"] for w in self.workers]
+
+    def _pick(self) -> _Worker:
+        with self._lock:
+            if self._closed:
+                raise ModuleExecutionError("the worker pool is closed")
+            if self._broken:
+                raise ModuleExecutionError(self._broken)
+            live = [w for w in self._workers if not w.dead]
+            if not live:
+                raise ModuleExecutionError("no live worker process is available")
+            # Prefer warm workers; among them, the least loaded.
+            return min(live, key=lambda w: (not w.ready.is_set(), w.inflight))
+
+    def submit(
+        self,
+        module_spec: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+        bound: Mapping[str, Any],
+        lm_config: Mapping[str, Any],
+    ) -> Future:
+        """Queue one run; the future's result is the worker's raw reply message."""
+        if not self._started:
+            self.start()
+        message = {
+            "op": "run",
+            "module": module_spec,
+            "inputs": inputs,
+            "bound": bound,
+            "lm": lm_config,
+        }
+        for _attempt in range(3):
+            worker = self._pick()
+            future: Future = Future()
+            run_id = next(self._ids)
+            with worker.lock:
+                if worker.dead:
+                    continue
+                worker.pending[run_id] = future
+            try:
+                worker.send({**message, "id": run_id})
+            except (BrokenPipeError, OSError):
+                with worker.lock:
+                    worker.pending.pop(run_id, None)
+                continue  # it died before the run started: safe to try another worker
+            except (TypeError, ValueError) as exc:
+                with worker.lock:
+                    worker.pending.pop(run_id, None)
+                raise _errors.ProgramError(f"a module run must be JSON-safe data: {exc}") from None
+            future.worker_pid = worker.pid  # type: ignore[attr-defined]
+            return future
+        raise ModuleExecutionError("could not reach a live worker process")
+
+    def execute(
+        self,
+        module_spec: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+        bound: Mapping[str, Any],
+        lm_config: Mapping[str, Any],
+        timeout: float = 300.0,
+    ) -> dict[str, Any]:
+        """Run one bridged module in a worker; JSON in, JSON out.
+
+        ``module_spec`` is ``Module.to_dict()``; ``inputs`` the signature's
+        inputs; ``bound`` the resolved values of its bindings keyed by
+        parameter (``temperature``, ``model``/``llm_model``, ...);
+        ``lm_config`` the context's LM configuration. Returns ``outputs``,
+        ``usage``, ``latency_ms`` (in the worker), ``total_ms`` (round
+        trip), ``lm`` (model, temperature, ... never the key) and ``worker``.
+        """
+        start = time.perf_counter()
+        future = self.submit(module_spec, inputs, bound, lm_config)
+        try:
+            reply = future.result(timeout=timeout)
+        except FutureTimeout:
+            future.cancel()
+            raise ModuleExecutionError(
+                f"the module did not finish within {timeout:g} s (worker pid "
+                f"{getattr(future, 'worker_pid', '?')})"
+            ) from None
+        if not reply.get("ok"):
+            error = reply.get("error") or {}
+            cls = _ERROR_TYPES.get(error.get("type"), ModuleExecutionError)
+            message = error.get("message") or "the module failed"
+            raise (
+                cls(message)
+                if cls is not _errors.VariableNotFound
+                else ModuleExecutionError(message)
+            )
+        result = dict(reply["result"])
+        result["total_ms"] = (time.perf_counter() - start) * 1000
+        return result
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("broken" if self._broken else "running")
+        return f"<WorkerPool {state} workers={self.workers}>"
+
+
+# ---------------------------------------------------------------------- worker process
+
+
+def worker_main() -> None:
+    """Entry point of a worker process (see the module docstring for the protocol)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    protocol = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)  # stray prints (user code, libraries) go to stderr, not the protocol
+    sys.stdout = sys.stderr
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    write_lock = threading.Lock()
+
+    def send(message: dict[str, Any]) -> None:
+        data = (json.dumps(message, default=str) + "\n").encode()
+        with write_lock:
+            protocol.write(data)
+
+    def warm() -> None:
+        start = time.perf_counter()
+        try:
+            from .execution import prewarm
+
+            prewarm()
+            send({"op": "ready", "pid": os.getpid(), "warm_s": time.perf_counter() - start})
+        except Exception as exc:  # runs will report the real error
+            send({"op": "ready", "pid": os.getpid(), "error": f"{type(exc).__name__}: {exc}"})
+
+    def handle(message: dict[str, Any]) -> None:
+        from .execution import run_module, scrub
+
+        lm = message.get("lm") or {}
+        try:
+            result = run_module(message["module"], message["inputs"], message["bound"], lm)
+            send({"op": "result", "id": message["id"], "ok": True, "result": result})
+        except BaseException as exc:  # every failure becomes a reply, never a dead thread
+            # Our typed errors keep their type; anything else (DSPy, LiteLLM, a tool)
+            # becomes a ModuleExecutionError naming the original exception.
+            kind = next(
+                (name for name, cls in _ERROR_TYPES.items() if isinstance(exc, cls)),
+                "ModuleExecutionError",
+            )
+            text = (
+                str(exc) if isinstance(exc, _errors.DSPexError) else f"{type(exc).__name__}: {exc}"
+            )
+            send(
+                {
+                    "op": "result",
+                    "id": message.get("id"),
+                    "ok": False,
+                    "error": {"type": kind, "message": scrub(text, lm)},
+                }
+            )
+
+    threading.Thread(target=warm, name="dspex-prewarm", daemon=True).start()
+    threads = int(os.environ.get("DSPEX_WORKER_THREADS", "64"))
+    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dspex-run")
+    for raw in sys.stdin.buffer:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            continue
+        if message.get("op") == "run":
+            executor.submit(handle, message)
+        elif message.get("op") == "exit":
+            break
+    os._exit(0)  # stdin closed: the pool (or the server) is gone
+
+
+if __name__ == "__main__":
+    worker_main()

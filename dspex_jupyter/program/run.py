@@ -1,0 +1,358 @@
+"""Running a program: data flow, bindings, the trace, and the bridged seam."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ..errors import DSPexError, ModuleExecutionError, ProgramError, VariableExists
+from .module import Module, check_json, json_safe
+
+__all__ = ["run_program", "RunResult", "TraceEntry"]
+
+
+@dataclass(frozen=True)
+class TraceEntry(Mapping):
+    """What one module did in one run. Attribute access, or ``entry["outputs"]``.
+
+    ``variables`` maps each bound variable to ``{"param", "version", "value"}``:
+    the version of the variable this module read (when it started executing).
+    ``usage`` is the LM usage of a bridged module (``prompt_tokens``,
+    ``completion_tokens``, ``total_tokens``, ``calls``), ``None`` for native
+    ones. ``lm`` is the LM a bridged module used (``model``, ``temperature``,
+    ``max_tokens``, ``model_source``), never its API key.
+    """
+
+    index: int
+    name: str
+    type: str
+    kind: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    bindings: dict[str, str]
+    variables: dict[str, dict[str, Any]]
+    latency_ms: float
+    usage: dict[str, Any] | None = None
+    lm: dict[str, Any] | None = None
+    status: str = "ok"
+    error: str | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._names():
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    @classmethod
+    def _names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @property
+    def versions(self) -> dict[str, int]:
+        """``{variable: version}`` read by this module."""
+        return {name: used["version"] for name, used in self.variables.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_safe({name: getattr(self, name) for name in self._names()})
+
+    def __repr__(self) -> str:
+        used = ", ".join(f"{k}@v{v['version']}" for k, v in self.variables.items())
+        return (
+            f"<{self.kind} {self.name} {self.status} {self.latency_ms:.1f} ms"
+            f"{' vars ' + used if used else ''} -> {sorted(self.outputs)}>"
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The result of ``Program.run``: ``outputs`` (everything the modules produced,
+    later modules overriding earlier ones), ``values`` (inputs and outputs), and
+    ``trace`` (one :class:`TraceEntry` per module, in order)."""
+
+    run_id: str
+    program: str | None
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    trace: tuple[TraceEntry, ...]
+    latency_ms: float
+    backend: str
+    started_at: float
+    status: str = "ok"
+    error: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        """``result["answer"]`` is ``result.outputs["answer"]``."""
+        return self.outputs[key]
+
+    @property
+    def usage(self) -> dict[str, int]:
+        """LM usage summed over the run's bridged modules."""
+        total = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0}
+        for entry in self.trace:
+            for key in total:
+                total[key] += int((entry.usage or {}).get(key) or 0)
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe summary given to ``Context.record_run`` (no API keys in it)."""
+        return json_safe(
+            {
+                "run_id": self.run_id,
+                "program": self.program,
+                "status": self.status,
+                "error": self.error,
+                "backend": self.backend,
+                "started_at": self.started_at,
+                "latency_ms": self.latency_ms,
+                "inputs": self.inputs,
+                "outputs": self.outputs,
+                "usage": self.usage,
+                "trace": [e.to_dict() for e in self.trace],
+            }
+        )
+
+    def __repr__(self) -> str:
+        steps = " -> ".join(f"{e.name}" for e in self.trace)
+        return (
+            f"<RunResult {self.status} {self.latency_ms:.1f} ms [{steps}] "
+            f"outputs={sorted(self.outputs)}>"
+        )
+
+
+def _resolve_spec(spec: Any) -> Any:
+    from .spec import ProgramSpec
+
+    if isinstance(spec, ProgramSpec):
+        return spec
+    if isinstance(spec, type) and callable(getattr(spec, "build", None)):
+        spec = spec()
+    if callable(getattr(spec, "spec", None)):  # a Program.Definition: build() and name it
+        build = spec.spec
+    else:
+        build = getattr(spec, "build", None)
+    if callable(build):
+        built = build()
+        if not isinstance(built, ProgramSpec):
+            raise ProgramError(
+                f"{type(spec).__name__}.build() must return a program spec, got {built!r}"
+            )
+        return built
+    raise ProgramError(f"Program.run needs a program spec (Program.new()...), got {spec!r}")
+
+
+def _exists(ctx: Any, name: str) -> bool:
+    try:
+        ctx.variable(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _check_before_run(spec: Any, inputs: dict[str, Any], ctx: Any) -> None:
+    """Every check that can fail before anything changes (bad input changes nothing)."""
+    spec.check_flow(inputs)
+    if spec.needs_bridge:
+        check_json(inputs, "the inputs of a program with bridged modules")
+    declared = {d.name for d in spec.variables}
+    for index, module in enumerate(spec.modules):
+        for param, variable in module.bindings.items():
+            if variable not in declared and not _exists(ctx, variable):
+                raise ProgramError(
+                    f"module #{index} {module.name} binds {param!r} to variable {variable!r}, "
+                    "which the program does not declare and the context does not have"
+                )
+    for decl in spec.variables:
+        try:
+            existing = ctx.variable(decl.name)
+        except KeyError:
+            continue
+        if not existing.same_definition(decl.type, decl.constraints):
+            raise VariableExists(
+                f"the program declares {decl.name!r} as {decl.type} {dict(decl.constraints)}, but the "
+                f"context already has it as {existing.type} {dict(existing.constraints)}"
+            )
+
+
+def _bound_values(module: Module, ctx: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    params, used = {}, {}
+    for param, variable in module.bindings.items():
+        record = ctx.variable(variable)
+        params[param] = record.value
+        used[variable] = {
+            "param": param,
+            "version": record.version,
+            "value": json_safe(record.value),
+        }
+    return params, used
+
+
+def _run_native(module: Any, values: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    params, used = _bound_values(module, ctx)
+    names = module.input_fields() + [n for n in module.optional_input_fields() if n in values]
+    missing = [n for n in module.input_fields() if n not in values]
+    if missing:
+        raise ProgramError(f"module {module.name} needs {missing}, which no earlier step produced")
+    try:
+        outputs = module.execute(values, params)
+    except DSPexError:
+        raise
+    except Exception as exc:
+        raise ModuleExecutionError(
+            f"native module {module.name} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(outputs, Mapping):
+        raise ModuleExecutionError(
+            f"native module {module.name} returned {outputs!r}, not a mapping"
+        )
+    return {
+        "inputs": {n: values[n] for n in names if n in values},
+        "outputs": dict(outputs),
+        "variables": used,
+        "usage": None,
+        "lm": None,
+    }
+
+
+def _run_bridged(module: Any, values: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    from ..modules import LM_PARAMS
+
+    names = module.input_fields()
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise ProgramError(f"module {module.name} needs {missing}, which no earlier step produced")
+    try:
+        inputs = check_json({n: values[n] for n in names}, f"the inputs of {module.name}")
+    except ProgramError as exc:
+        raise ModuleExecutionError(str(exc)) from None
+    lm_config = dict(ctx.lm_config)
+    model_source = "config"
+    if {"model", "llm_model"} & set(module.bindings):
+        model_source = "binding"
+    elif isinstance(values.get("llm_model"), str) and values["llm_model"]:
+        lm_config["model"] = values["llm_model"]  # published upstream, e.g. by QueryClassifier
+        model_source = "upstream"
+    response = ctx.execute_module(module.to_dict(), inputs, module.bindings, lm_config)
+    if not isinstance(response, Mapping) or not isinstance(response.get("outputs"), Mapping):
+        raise ModuleExecutionError(f"the bridge returned a malformed result for {module.name}")
+    lm = dict(response.get("lm") or {})
+    lm = {k: v for k, v in lm.items() if k in (*LM_PARAMS, "api_base", "provider")}
+    lm["model_source"] = model_source
+    return {
+        "inputs": inputs,
+        "outputs": dict(response["outputs"]),
+        "variables": {k: dict(v) for k, v in (response.get("variables") or {}).items()},
+        "usage": dict(response.get("usage") or {}),
+        "lm": lm,
+    }
+
+
+def run_program(
+    spec: Any, inputs: Mapping[str, Any], context: Any = None, *, name: str | None = None
+) -> RunResult:
+    """Run ``spec`` on ``inputs`` in ``context`` (default: :func:`dspex_jupyter.default_context`).
+
+    Before anything changes, the inputs, the data flow, the bindings and the
+    declared variables are checked (a failure raises ``ProgramError`` /
+    ``VariableExists`` and changes nothing). Then the context is bridged if a
+    module needs it (``BridgeUnavailable`` leaves it local and unchanged),
+    declared variables missing from the context are registered (existing
+    values are kept), and the modules run in order. Each run,
+    successful or not, is recorded with ``context.record_run(summary)``.
+    A failing module raises ``ModuleExecutionError`` (or the typed error it
+    raised); the exception's ``result`` attribute holds the partial run.
+    """
+    from ..context import default_context
+
+    spec = _resolve_spec(spec)
+    if not isinstance(inputs, Mapping) or not all(isinstance(k, str) for k in inputs):
+        raise ProgramError(f"inputs must be a mapping of field names to values, got {inputs!r}")
+    inputs = dict(inputs)
+    ctx = default_context() if context is None else context
+    _check_before_run(spec, inputs, ctx)
+    run_id, started = uuid.uuid4().hex, time.time()
+    begin = time.perf_counter()
+    values: dict[str, Any] = dict(inputs)
+    outputs: dict[str, Any] = {}
+    trace: list[TraceEntry] = []
+    error: BaseException | None = None
+    try:
+        if spec.needs_bridge:
+            ctx.ensure_bridged()  # first: if the bridge is unavailable, nothing has changed
+        for decl in spec.variables:  # existing values are kept (ctx.defvariable semantics)
+            ctx.defvariable(
+                decl.name,
+                decl.type,
+                initial=decl.initial,
+                constraints=dict(decl.constraints) or None,
+                metadata=dict(decl.metadata) or None,
+            )
+        for index, module in enumerate(spec.modules):
+            t0 = time.perf_counter()
+            try:
+                step = (_run_native if module.kind == "native" else _run_bridged)(
+                    module, values, ctx
+                )
+            except BaseException as exc:
+                trace.append(
+                    TraceEntry(
+                        index,
+                        module.name,
+                        module.type_name,
+                        module.kind,
+                        {},
+                        {},
+                        module.bindings,
+                        {},
+                        (time.perf_counter() - t0) * 1000,
+                        status="error",
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                )
+                raise
+            values.update(step["outputs"])
+            outputs.update(step["outputs"])
+            trace.append(
+                TraceEntry(
+                    index,
+                    module.name,
+                    module.type_name,
+                    module.kind,
+                    step["inputs"],
+                    step["outputs"],
+                    module.bindings,
+                    step["variables"],
+                    (time.perf_counter() - t0) * 1000,
+                    step["usage"],
+                    step["lm"],
+                )
+            )
+    except BaseException as exc:
+        error = exc
+    result = RunResult(
+        run_id,
+        name or spec.name,
+        inputs,
+        outputs,
+        tuple(trace),
+        (time.perf_counter() - begin) * 1000,
+        ctx.backend,
+        started,
+        "ok" if error is None else "error",
+        None if error is None else f"{type(error).__name__}: {error}",
+        values,
+    )
+    ctx.record_run(result.to_dict())
+    if error is not None:
+        if isinstance(error, DSPexError):
+            error.result = result  # type: ignore[attr-defined]
+        raise error
+    return result

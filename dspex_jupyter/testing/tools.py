@@ -1,0 +1,32 @@
+"""Small deterministic ReAct tools for tests, notebooks and the demo.
+
+ReAct tools are named in a spec by import path (e.g.
+``"dspex_jupyter.testing.tools:search_docs"``) and imported by the bridge's
+worker processes, so they must live in an importable module like this one.
+"""
+
+from __future__ import annotations
+
+__all__ = ["search_docs", "word_count", "fail"]
+
+_DOCS = {
+    "dspex": "DSPex runs DSPy programs from notebooks, bridging to worker processes.",
+    "context": "A Context owns typed variables on a local or bridged state backend.",
+    "variable": "Variables are typed, constrained, versioned, and watchable.",
+}
+
+
+def search_docs(query: str) -> str:
+    """Search the DSPex documentation for a query."""
+    hits = [text for key, text in _DOCS.items() if key in query.lower()]
+    return " ".join(hits) or f"No documentation matches {query!r}."
+
+
+def word_count(text: str) -> int:
+    """Count the words in a text."""
+    return len(text.split())
+
+
+def fail(query: str) -> str:
+    """A tool that always raises (to test error handling)."""
+    raise RuntimeError(f"tool failure for {query!r}")
