@@ -24,4 +24,6 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 echo "bootstrap: installing dspex-jupyter and its test dependencies"
 "$VENV/bin/python" -m pip install -q -e ".[test]"
+echo "bootstrap: building the JupyterLab extension and linking it for the editable install"
+"$VENV/bin/python" scripts/build_labextension.py --develop
 echo "bootstrap: done"
