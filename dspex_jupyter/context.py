@@ -414,6 +414,24 @@ class Context:
         with self._gate:
             return self._provider.rollback(name, version)
 
+    # ------------------------------------------------------------------ module execution
+
+    def execute_module(
+        self,
+        module_spec: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+        bindings: Mapping[str, str],
+        lm_config: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Run one bridged module through the active backend (``Program.run`` calls this).
+
+        ``lm_config`` defaults to this context's LM configuration. Only the
+        bridged backend implements it; see ``dspex_jupyter.bridge.execution``.
+        """
+        return self._provider.execute_module(
+            module_spec, inputs, bindings, self.lm_config if lm_config is None else lm_config
+        )
+
     # ------------------------------------------------------------------ runs
 
     def record_run(self, summary: Mapping[str, Any]) -> None:
@@ -435,6 +453,25 @@ class Context:
     def remove_run_listener(self, listener: Callable[[Mapping[str, Any]], Any]) -> None:
         if listener in self._run_listeners:
             self._run_listeners.remove(listener)
+
+    # ------------------------------------------------------------------ Jupyter (lazy hooks)
+
+    @property
+    def traits(self) -> Any:
+        """The variables as a ``traitlets.HasTraits`` (one trait per variable), kept in sync.
+
+        A lazy hook: this layer knows nothing of widgets, so the Jupyter layer is
+        imported on first use and caches its object in ``self.extensions``.
+        """
+        from .jupyter import traits_for
+
+        return traits_for(self)
+
+    def widgets(self) -> Any:
+        """An ipywidgets container with one control per variable (``.controls``: name -> widget)."""
+        from .jupyter import widgets_for
+
+        return widgets_for(self)
 
     # ------------------------------------------------------------------ display
 

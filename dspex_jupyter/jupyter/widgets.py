@@ -1,0 +1,351 @@
+"""``ctx.widgets()``: one ipywidgets control per variable, synced both ways.
+
+Control per variable type:
+
+==========================  ===============================================
+``float`` / ``int``         ``FloatSlider`` / ``IntSlider`` over ``[min, max]``
+                            when both bounds exist, else ``FloatText`` /
+                            ``IntText`` (a one-sided bound is still enforced
+                            by the context, with snap-back)
+``choice``                  ``Dropdown`` of the choices
+``module``                  ``Dropdown`` with choices, else ``Text``
+``str``                     ``Text`` (``Dropdown`` when it has choices)
+``bool``                    ``Checkbox``
+``embedding`` / ``tensor``  a read-only ``Textarea`` showing the JSON value
+==========================  ===============================================
+
+How the sync stays loop-free and consistent:
+
+* A widget edit (a message from the browser, which ipykernel 7 may deliver on
+  a subshell thread while a cell runs) triggers exactly one validated
+  ``ctx.set(..., source="widget")``. If the context refuses, the control snaps
+  back to the real value and the reason appears in the container's own
+  ``message`` area (an ``HTML`` widget), not only in a log.
+* Changes from anywhere else arrive through one context watcher and are
+  applied by its dispatcher thread (the single applier), which keeps the last
+  version shown per variable and drops anything not newer. While it moves a
+  control, a thread-local flag naming that variable tells the control's
+  observer that the change came from the backend, so it writes nothing back
+  (the flag names one variable, so a user's observer that edits another
+  control meanwhile still makes a real write).
+* One re-entrant lock covers "set + remember the version + show it" on the
+  edit path and "check the version + show it" on the applier path, so an
+  older value can never overwrite a newer one on screen.
+
+Locks exist only on the bridged backend: ``ctx.locks()`` is asked when the
+panel is built, when a change is applied (at most once a second) and when an
+edit is refused with ``LockedError``; ``refresh()`` asks on demand. A locked
+control is disabled and its row says who holds it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from ..errors import DSPexError, LockedError, NotSupportedByBackend, VariableNotFound
+from ..variables.record import Variable, WatchEvent, to_json_value
+
+if TYPE_CHECKING:
+    from ..context import Context
+
+__all__ = ["VariablesWidget", "widgets_for", "control_for_variable"]
+
+log = logging.getLogger("dspex_jupyter.jupyter")
+
+_LOCK_REFRESH_S = 1.0
+_READ_ONLY = ("embedding", "tensor")
+
+
+def control_for_variable(record: Variable) -> w.Widget:
+    """A new control for ``record`` (labelled with its name, showing its value)."""
+    c = record.constraints
+    common: dict[str, Any] = {
+        "description": record.name,
+        "style": {"description_width": "initial"},
+        "layout": w.Layout(width="420px"),
+    }
+    lo, hi = c.get("min"), c.get("max")
+    if record.type == "float":
+        if lo is not None and hi is not None:
+            step = (hi - lo) / 100 if hi > lo else 0.01
+            return w.FloatSlider(
+                value=record.value,
+                min=lo,
+                max=hi,
+                step=step,
+                continuous_update=False,
+                readout_format=".3g",
+                **common,
+            )
+        return w.FloatText(value=record.value, **common)
+    if record.type == "int":
+        if lo is not None and hi is not None:
+            return w.IntSlider(
+                value=record.value, min=lo, max=hi, step=1, continuous_update=False, **common
+            )
+        return w.IntText(value=record.value, **common)
+    if record.type == "bool":
+        return w.Checkbox(value=record.value, indent=False, **common)
+    if record.type in ("choice", "module", "str") and c.get("choices"):
+        options = [(str(choice), choice) for choice in c["choices"]]
+        return w.Dropdown(options=options, value=record.value, **common)
+    if record.type in ("str", "module"):
+        return w.Text(value=record.value, continuous_update=False, **common)
+    return w.Textarea(value=_as_text(record.value), disabled=True, **common)
+
+
+def _as_text(value: Any) -> str:
+    return json.dumps(to_json_value(value))
+
+
+class VariablesWidget(w.VBox):
+    """The variable panel of one context; see the module docstring.
+
+    ``controls`` maps variable name -> control; ``versions`` maps name -> the
+    ``HTML`` label showing its version; ``message`` is the area where refused
+    edits are explained.
+    """
+
+    def __init__(self, context: Context) -> None:
+        self._ctx = context
+        self.controls: dict[str, w.Widget] = {}
+        self.versions: dict[str, w.HTML] = {}
+        self.lock_labels: dict[str, w.HTML] = {}
+        self._rows: dict[str, w.HBox] = {}
+        self._types: dict[str, str] = {}
+        self._definitions: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._shown: dict[str, int] = {}  # name -> version on screen
+        self._locked: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._closed = False
+        self._locks_checked = 0.0
+        self.header = w.HTML()
+        self.message = w.HTML(value="")
+        self._rows_box = w.VBox()
+        super().__init__(children=[self.header, self._rows_box, self.message])
+        with self._lock:
+            for record in context.list():
+                self._add(record)
+            self._layout_rows()
+        self._subscription = context.watch(None, self._on_event, include_initial=True)
+        context.add_stop_callback(self._on_stop)
+        self._update_header()
+        self.refresh()
+
+    # ------------------------------------------------------------------ rows
+
+    def _add(self, record: Variable) -> None:
+        control = control_for_variable(record)
+        version = w.HTML(value=self._version_html(record))
+        locked = w.HTML(value="")
+        control.observe(lambda change, name=record.name: self._on_edit(name, change), "value")
+        self.controls[record.name] = control
+        self.versions[record.name] = version
+        self.lock_labels[record.name] = locked
+        self._types[record.name] = record.type
+        self._definitions[record.name] = (record.type, dict(record.constraints))
+        self._shown[record.name] = record.version
+        self._rows[record.name] = w.HBox([control, version, locked])
+
+    def _remove(self, name: str) -> None:
+        self.controls.pop(name, None)
+        self.versions.pop(name, None)
+        self.lock_labels.pop(name, None)
+        self._types.pop(name, None)
+        self._definitions.pop(name, None)
+        self._shown.pop(name, None)
+        self._locked.pop(name, None)
+        row = self._rows.pop(name, None)
+        if row is not None:
+            row.close()
+
+    def _layout_rows(self) -> None:
+        self._rows_box.children = tuple(self._rows[name] for name in sorted(self._rows))
+        self._update_header()
+
+    def _update_header(self) -> None:
+        ctx = self._ctx
+        state = "stopped" if ctx.closed else ctx.backend
+        self.header.value = (
+            f"<b>dspex</b> context <code>{html.escape(ctx.name)}</code> · {state} · "
+            f"{len(self._rows)} variable{'s' if len(self._rows) != 1 else ''}"
+        )
+
+    @staticmethod
+    def _version_html(record: Variable) -> str:
+        source = html.escape(str(record.source))
+        return f"<small title='last written by {source}'>v{record.version}</small>"
+
+    # ------------------------------------------------------------------ edits from the widget
+
+    def _on_edit(self, name: str, change: dict[str, Any]) -> None:
+        """A control's value changed. Unless the applier did it, that is one user edit."""
+        if getattr(self._local, "applying", None) == name or self._closed:
+            return  # the applier (or a snap-back) moved this control: not an edit
+        with self._lock:
+            if self.controls.get(name) is not change["owner"]:
+                return  # a control of a deleted or redefined variable
+            value = change["new"]
+            try:
+                record = self._ctx.set(name, value, source="widget")
+            except DSPexError as exc:
+                self._refuse(name, exc)
+                return
+            self._show(record)
+            self.message.value = ""
+
+    def _refuse(self, name: str, exc: DSPexError) -> None:
+        """Snap the control back to the real value and say why the edit was refused."""
+        self.message.value = (
+            f"<span style='color:#b00020'>&#9888; {html.escape(name)}: "
+            f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</span>"
+        )
+        if isinstance(exc, LockedError):
+            self.refresh(force=True)
+        try:
+            record = self._ctx.variable(name)
+        except VariableNotFound:
+            self._remove(name)
+            self._layout_rows()
+            return
+        self._show(record, force=True)
+
+    # ------------------------------------------------------------------ updates from the context
+
+    def _on_event(self, event: WatchEvent) -> None:
+        """The single applier: runs on the watcher's dispatcher thread."""
+        if self._closed:
+            return
+        with self._lock:
+            if event.kind == "deleted":
+                if event.name in self._rows:
+                    self._remove(event.name)
+                    self._layout_rows()
+            elif event.kind == "registered" or event.name not in self._rows:
+                try:
+                    record = self._ctx.variable(event.name)
+                except VariableNotFound:
+                    return
+                definition = (record.type, dict(record.constraints))
+                if self._definitions.get(record.name) == definition:
+                    self._show(record)
+                else:
+                    self._remove(record.name)
+                    self._add(record)
+                    self._layout_rows()
+            else:
+                self._show_event(event)
+        if time.monotonic() - self._locks_checked > _LOCK_REFRESH_S:
+            self.refresh()
+
+    def _show_event(self, event: WatchEvent) -> None:
+        if event.version <= self._shown.get(event.name, 0):
+            return  # stale, or our own edit coming back
+        self._shown[event.name] = event.version
+        self._set_control(event.name, event.new_value)
+        self.versions[event.name].value = (
+            f"<small title='last written by {html.escape(str(event.source))}'>"
+            f"v{event.version}</small>"
+        )
+
+    def _show(self, record: Variable, force: bool = False) -> None:
+        if not force and record.version <= self._shown.get(record.name, 0):
+            return
+        self._shown[record.name] = max(record.version, self._shown.get(record.name, 0))
+        self._set_control(record.name, record.value)
+        self.versions[record.name].value = self._version_html(record)
+
+    def _set_control(self, name: str, value: Any) -> None:
+        control = self.controls.get(name)
+        if control is None:
+            return
+        shown = _as_text(value) if self._types[name] in _READ_ONLY else value
+        # Name-specific and restored afterwards, so a user's observer that edits
+        # *another* control while this one moves still makes a real write.
+        previous = getattr(self._local, "applying", None)
+        self._local.applying = name
+        try:
+            control.value = shown
+        finally:
+            self._local.applying = previous
+
+    # ------------------------------------------------------------------ locks and lifecycle
+
+    def refresh(self, force: bool = False) -> None:
+        """Re-read the optimizer locks (bridged backend) and the header."""
+        if self._closed:
+            return
+        self._locks_checked = time.monotonic()
+        try:
+            locks = dict(self._ctx.locks())
+        except NotSupportedByBackend:
+            locks = {}
+        except DSPexError as exc:
+            log.debug("could not read locks: %s", exc)
+            return
+        with self._lock:
+            for name, control in self.controls.items():
+                holder = locks.get(name)
+                if self._locked.get(name) == holder and not force:
+                    continue
+                if holder is None:
+                    self._locked.pop(name, None)
+                else:
+                    self._locked[name] = holder
+                control.disabled = holder is not None or self._types[name] in _READ_ONLY
+                self.lock_labels[name].value = (
+                    "" if holder is None else f"&#128274; locked by {html.escape(str(holder))}"
+                )
+            self._update_header()
+
+    def _dspex_sync(self, timeout: float = 5.0) -> bool:
+        """Wait until every change offered so far is on screen; True if it is."""
+        return self._subscription.flush(timeout)
+
+    def sync(self, timeout: float = 5.0) -> bool:
+        """Wait until every change offered so far is on screen; True if it is."""
+        return self._dspex_sync(timeout)
+
+    def _on_stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._ctx.unwatch(self._subscription)
+        except Exception:
+            self._subscription.close()
+        with self._lock:
+            for control in self.controls.values():
+                control.disabled = True
+            self._update_header()
+
+    @property
+    def closed(self) -> bool:
+        """True once the context was stopped (the controls are then disabled)."""
+        return self._closed
+
+
+def widgets_for(context: Context) -> VariablesWidget:
+    """The context's :class:`VariablesWidget`, created on first use and cached.
+
+    Displaying the same container several times shows several synced views.
+    """
+    panel = context.extensions.get("jupyter.widgets")
+    if panel is None or panel.closed:
+        with _create_lock:
+            panel = context.extensions.get("jupyter.widgets")
+            if panel is None or panel.closed:
+                panel = VariablesWidget(context)
+                context.extensions["jupyter.widgets"] = panel
+    return panel
+
+
+_create_lock = threading.Lock()
