@@ -16,7 +16,7 @@ import pytest
 from dspex_jupyter.state.local import LocalState
 from dspex_jupyter.state.provider import StateProvider
 
-BACKENDS = ["local"]
+BACKENDS = ["local", "bridged-memory", "bridged-sqlite"]
 
 Factory = Callable[[], StateProvider]
 
@@ -32,6 +32,58 @@ def local_factory() -> Iterator[Factory]:
     yield make
     for provider in made:
         provider.close()
+
+
+# ---------------------------------------------------------------- bridged backends
+# One real bridge server subprocess per store for the whole test session; each
+# provider gets a fresh session on it (BridgedState with its own watch stream).
+
+
+def _bridged_factory(server) -> Iterator[Factory]:
+    import uuid
+
+    from dspex_jupyter.bridge.client import BridgeClient
+    from dspex_jupyter.state.bridged import BridgedState
+
+    made: list[StateProvider] = []
+
+    def make() -> StateProvider:
+        client = BridgeClient(server.address, server.token)
+        made.append(BridgedState(client, uuid.uuid4().hex, cleanup_on_close=True))
+        return made[-1]
+
+    yield make
+    for provider in made:
+        provider.close()
+
+
+@pytest.fixture(scope="session")
+def bridged_memory_server():
+    from dspex_jupyter.bridge.testing import ServerProcess
+
+    server = ServerProcess("memory")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def bridged_sqlite_server(tmp_path_factory):
+    from dspex_jupyter.bridge.testing import ServerProcess
+
+    path = tmp_path_factory.mktemp("bridge-store") / "conformance.db"
+    server = ServerProcess(f"sqlite:{path}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bridged_memory_factory(bridged_memory_server) -> Iterator[Factory]:
+    yield from _bridged_factory(bridged_memory_server)
+
+
+@pytest.fixture
+def bridged_sqlite_factory(bridged_sqlite_server) -> Iterator[Factory]:
+    yield from _bridged_factory(bridged_sqlite_server)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,0 +1,136 @@
+"""``python -m dspex_jupyter.bridge serve --listen ADDRESS --token TOKEN [--store ...]``.
+
+Prints exactly one line ``READY <address>`` on stdout, flushed, once it serves.
+With ``--exit-with-parent`` (what the launcher uses) it also exits when its
+stdin reaches end-of-file or its parent process changes, so a private server
+never outlives the kernel that spawned it, even after ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dspex_jupyter.bridge")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run a bridge server")
+    serve.add_argument(
+        "--listen",
+        help="HOST:PORT or unix:PATH (default: a Unix socket in a private 0700 directory)",
+    )
+    serve.add_argument("--token", help="client token (default: $DSPEX_BRIDGE_TOKEN)")
+    serve.add_argument("--store", default="memory", help="memory (default) or sqlite:PATH")
+    serve.add_argument("--session-ttl", type=float, default=None, help="default session TTL (s)")
+    serve.add_argument(
+        "--event-retain",
+        type=int,
+        default=None,
+        help="events kept per session for watch resume (default 10000)",
+    )
+    serve.add_argument(
+        "--watch-queue",
+        type=int,
+        default=None,
+        help="events a watcher may lag behind before its stream is ended (default 4096)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="DSPy worker processes for module execution (started on first use)",
+    )
+    serve.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="exit when stdin reaches EOF or the parent process dies",
+    )
+    return parser
+
+
+def _watch_parent(stop: threading.Event) -> None:
+    parent = os.getppid()
+
+    def on_eof() -> None:
+        try:
+            while sys.stdin.buffer.read(65536):
+                pass
+        except Exception:
+            pass
+        stop.set()
+
+    def on_reparent() -> None:
+        while not stop.wait(0.25):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=on_eof, name="dspex-stdin", daemon=True).start()
+    threading.Thread(target=on_reparent, name="dspex-ppid", daemon=True).start()
+
+
+def serve(args: argparse.Namespace) -> int:
+    from ..errors import DSPexError
+    from .server import DEFAULT_TTL_S, EVENT_LIMIT, WATCH_QUEUE, BridgeServer
+    from .store import open_store
+
+    token = args.token or os.environ.get("DSPEX_BRIDGE_TOKEN")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        print(f"dspex bridge: no --token given; generated token {token}", file=sys.stderr)
+    private_dir = None
+    address = args.listen
+    if not address:
+        private_dir = tempfile.mkdtemp(prefix="dspex-bridge-")
+        os.chmod(private_dir, 0o700)
+        address = f"unix:{os.path.join(private_dir, 'bridge.sock')}"
+    stop = threading.Event()
+    try:
+        event_limit = args.event_retain or EVENT_LIMIT
+        store = open_store(args.store, event_limit)
+        server = BridgeServer(
+            address,
+            token,
+            store,
+            default_ttl_s=args.session_ttl or DEFAULT_TTL_S,
+            event_limit=event_limit,
+            watch_queue=args.watch_queue or WATCH_QUEUE,
+            workers=args.workers,
+        ).start()
+    except (DSPexError, RuntimeError) as exc:
+        print(f"dspex bridge: cannot start: {exc}", file=sys.stderr)
+        if private_dir:
+            shutil.rmtree(private_dir, ignore_errors=True)
+        return 2
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.exit_with_parent:
+        _watch_parent(stop)
+    print(f"READY {server.address}", flush=True)
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop(grace=0.5)
+        if private_dir:
+            shutil.rmtree(private_dir, ignore_errors=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="dspex bridge: %(levelname)s %(message)s")
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

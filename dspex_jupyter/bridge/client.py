@@ -1,0 +1,152 @@
+"""The client side of the bridge: a token-carrying channel, and ``open_bridged_state``.
+
+``open_bridged_state(ctx)`` is what ``Context.ensure_bridged`` calls: it
+reaches the configured server (``bridge=`` / ``DSPEX_BRIDGE``) or the process's
+private one (spawned by the launcher), opens the context's session on it and
+returns the :class:`~dspex_jupyter.state.bridged.BridgedState`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from ..errors import BridgeUnavailable, ValidationError
+from ._proto import dspex_bridge_pb2_grpc as pb_grpc
+from .errors import error_from_rpc
+
+if TYPE_CHECKING:
+    from ..context import Context
+    from ..state.bridged import BridgedState
+
+__all__ = ["BridgeClient", "open_bridged_state", "normalize_address", "CHANNEL_OPTIONS"]
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", -1),  # the server enforces its own limit
+    ("grpc.enable_retries", 0),
+    # reconnect quickly after a server restart (the default backoff grows to minutes)
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+#: The deadline of one call. Requests are never re-sent, so writes stay exactly-once.
+CALL_TIMEOUT_S = 20.0
+RECONNECT_WAIT_S = 5.0
+
+
+def normalize_address(address: str) -> str:
+    """``HOST:PORT`` or ``unix:PATH`` (``unix://`` forms are accepted too)."""
+    if not isinstance(address, str) or not address.strip():
+        raise ValidationError(f"bridge address must be 'HOST:PORT' or 'unix:PATH', got {address!r}")
+    address = address.strip()
+    if address.startswith("unix:"):
+        if len(address) <= len("unix:"):
+            raise ValidationError(f"bridge address {address!r} has no socket path")
+        return address
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValidationError(f"bridge address must be 'HOST:PORT' or 'unix:PATH', got {address!r}")
+    return address
+
+
+class BridgeClient:
+    """One channel to a bridge server, with the token on every call."""
+
+    def __init__(self, address: str, token: str | None, *, connect_timeout: float = 15.0) -> None:
+        self.address = normalize_address(address)
+        self.channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=connect_timeout)
+        except grpc.FutureTimeoutError:
+            self.channel.close()
+            raise BridgeUnavailable(
+                f"cannot reach the bridge server at {self.address} within {connect_timeout:g} s"
+            ) from None
+        self._state = grpc.ChannelConnectivity.READY
+        self.channel.subscribe(self._on_state, try_to_connect=False)
+        self.stub = pb_grpc.DSPexBridgeStub(self.channel)
+        self.metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
+
+    def _on_state(self, state: grpc.ChannelConnectivity) -> None:
+        self._state = state
+
+    def call(self, method: str, request: Any, timeout: float = CALL_TIMEOUT_S) -> Any:
+        """Call a unary RPC; failures become the matching ``dspex_jupyter.errors`` class.
+
+        If the connection is not up (the server crashed or is restarting), the call
+        first waits up to ``RECONNECT_WAIT_S`` for it to come back, then fails with
+        ``BridgeUnavailable`` instead of hanging for the whole call timeout.
+        """
+        if self._state is not grpc.ChannelConnectivity.READY:
+            try:
+                grpc.channel_ready_future(self.channel).result(timeout=RECONNECT_WAIT_S)
+            except grpc.FutureTimeoutError:
+                raise BridgeUnavailable(
+                    f"{method} failed: the bridge server at {self.address} is unreachable "
+                    f"(waited {RECONNECT_WAIT_S:g} s for it to come back)"
+                ) from None
+        try:
+            return getattr(self.stub, method)(request, metadata=self.metadata, timeout=timeout)
+        except grpc.RpcError as err:
+            raise error_from_rpc(err, method) from None
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def _once(fn: Callable[[], Any]) -> Callable[[], None]:
+    lock = threading.Lock()
+    done = [False]
+
+    def run() -> None:
+        with lock:
+            if done[0]:
+                return
+            done[0] = True
+        fn()
+
+    return run
+
+
+def open_bridged_state(ctx: Context) -> BridgedState:
+    """Reach (or spawn) the context's bridge server and open its session there."""
+    from ..state.bridged import BridgedState
+    from . import launcher
+
+    release: Callable[[], None] | None = None
+    if ctx.bridge_address is None:
+        server = launcher.acquire(store=ctx._store)
+        address, token = server.address, server.token
+        release = _once(server.release)
+    else:
+        address, token = ctx.bridge_address, ctx._token
+    try:
+        client = BridgeClient(address, token)
+        try:
+            state = BridgedState(
+                client,
+                ctx.session_id,
+                join=ctx._join_existing,
+                ttl_s=ctx._session_ttl_s,
+                on_close=release,
+                # A private server's sessions belong to this context alone: drop
+                # them on stop. On a shared server others may have joined; idle
+                # sessions there expire with their TTL.
+                cleanup_on_close=release is not None,
+            )
+        except BaseException:
+            client.close()
+            raise
+    except BaseException:
+        if release is not None:
+            release()
+        raise
+    if release is not None:
+        ctx.add_stop_callback(release)
+    return state

@@ -1,0 +1,98 @@
+"""A bridge server in a real subprocess, for tests and benchmarks.
+
+Nothing here is mocked: it runs ``python -m dspex_jupyter.bridge serve`` on a
+real socket and can be stopped gracefully or killed with a real signal.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from ..errors import BridgeUnavailable
+
+__all__ = ["ServerProcess"]
+
+
+class ServerProcess:
+    """``serve`` in a child process; ``address`` and ``token`` once READY."""
+
+    def __init__(
+        self,
+        store: str = "memory",
+        *,
+        listen: str | None = None,
+        token: str | None = None,
+        timeout: float = 60.0,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.store = store
+        self.token = token or secrets.token_urlsafe(16)
+        if listen is None:
+            self._dir = tempfile.mkdtemp(prefix="dspex-test-bridge-")
+            listen = f"unix:{os.path.join(self._dir, 'bridge.sock')}"
+        self.listen = listen
+        env = dict(os.environ, DSPEX_BRIDGE_TOKEN=self.token)
+        env.pop("DSPEX_BRIDGE", None)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dspex_jupyter.bridge",
+                "serve",
+                "--listen",
+                listen,
+                "--store",
+                store,
+                *(extra_args or []),
+            ],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        self.address = self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        out = self.process.stdout
+        assert out is not None
+        line = b""
+        while not line.endswith(b"\n") and time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            ready, _, _ = select.select([out], [], [], 0.2)
+            if ready:
+                chunk = os.read(out.fileno(), 4096)
+                if not chunk:
+                    break
+                line += chunk
+        if not line.startswith(b"READY "):
+            self.kill()
+            raise BridgeUnavailable(f"bridge server did not report READY: {line!r}")
+        return line.decode().split(" ", 1)[1].strip()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        self.process.wait(30)
+        if self.process.stdout:
+            self.process.stdout.close()
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

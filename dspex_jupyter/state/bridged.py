@@ -1,0 +1,596 @@
+"""``BridgedState``: the StateProvider core over gRPC, with a coherent local cache.
+
+One ``WatchVariables`` stream per ``BridgedState`` keeps a cache of the
+session's variables. While that stream is live and caught up, reads are served
+from the cache (a dict lookup, as fast as ``LocalState``); otherwise they go to
+the server. Writes go to the server and put the record it returns into the
+cache (read-your-writes).
+
+Cache entries are ordered by the session-wide sequence number of the write
+that produced them, not by arrival: a stream event older than what a write
+already put in the cache never overwrites it, and a deletion leaves a
+tombstone so that a late event cannot resurrect a variable.
+
+Watchers are the shared :class:`Subscription` objects, fed from the stream in
+sequence order. A write returns only once the stream has delivered its own
+event to the subscriptions (when there are any), so "set, then flush the
+watcher" behaves exactly as on ``LocalState``. After a server restart the
+stream resumes from the last sequence number it applied, with no gap and no
+duplicate; if that position is no longer retained it re-reads a snapshot and
+tells watchers about every variable that changed meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from ..errors import ValidationError, VariableNotFound
+from ..variables.record import Variable, WatchEvent
+from ..variables.types import check_name, normalize_type
+from .provider import CORE_CAPABILITIES, StateProvider
+from .watch import Subscription, WatchFilter, WatchHub, check_watch_names, initial_event
+
+if TYPE_CHECKING:
+    from ..bridge.client import BridgeClient
+
+__all__ = ["BridgedState"]
+
+log = logging.getLogger("dspex_jupyter.bridged")
+
+#: How long a write waits for its own event to reach the watchers before returning.
+WRITE_DELIVERY_TIMEOUT_S = 10.0
+#: How long the constructor waits for the first snapshot (reads use the server until then).
+SYNC_TIMEOUT_S = 15.0
+
+
+class BridgedState(StateProvider):
+    """Variables of one bridge session, cached locally and kept coherent by a watch stream."""
+
+    name = "bridged"
+    requires_bridge = True
+
+    def __init__(
+        self,
+        client: BridgeClient,
+        session_id: str,
+        *,
+        join: bool = False,
+        ttl_s: float | None = None,
+        on_close: Callable[[], Any] | None = None,
+        cleanup_on_close: bool = False,
+        owns_client: bool = True,
+    ) -> None:
+        from ..bridge import convert
+        from ..bridge._proto import dspex_bridge_pb2 as pb
+
+        self._pb = pb
+        self._c = convert
+        self.client = client
+        self.address: str = client.address
+        self.session_id = session_id
+        self._md = client.metadata
+        self._stub = client.stub
+        self._on_close = on_close
+        self._cleanup_on_close = cleanup_on_close
+        self._owns_client = owns_client
+        if ttl_s is not None and (not isinstance(ttl_s, (int, float)) or ttl_s < 0):
+            raise ValidationError(f"session_ttl_s must be a number >= 0, got {ttl_s!r}")
+        self.session = client.call(
+            "InitializeSession",
+            pb.InitializeSessionRequest(
+                session_id=session_id, ttl_s=float(ttl_s or 0), must_exist=join
+            ),
+        )
+        self._cond = threading.Condition(threading.Lock())
+        self._cache: dict[str, Variable] = {}
+        self._cache_seq: dict[str, int] = {}
+        self._seq = 0  # last sequence number applied from the stream
+        self._synced = False  # a snapshot was applied at least once
+        self._live = False  # the stream is up and caught up: the cache answers reads
+        self._hub = WatchHub()
+        self._batch: list[Any] = []  # events of an atomic write still arriving
+        self._closed = False
+        self._call: Any = None
+        self._wake = threading.Event()
+        self._thread = threading.Thread(
+            target=self._stream_loop, name=f"dspex-bridged-{session_id[:8]}", daemon=True
+        )
+        self._thread.start()
+        with self._cond:
+            self._cond.wait_for(lambda: self._live or self._closed, SYNC_TIMEOUT_S)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def capabilities(self) -> frozenset[str]:
+        return CORE_CAPABILITIES | {"history"}
+
+    @property
+    def live(self) -> bool:
+        """Whether reads are currently served from the coherent cache."""
+        return self._live
+
+    def _rpc(self, method: str, request: Any) -> Any:
+        return self.client.call(method, request)
+
+    def _record(self, msg: Any) -> Variable:
+        return self._c.record_from_pb(msg)
+
+    def _after_write(self, writes: list[tuple[int, str, Variable | None]]) -> None:
+        """Put returned records in the cache; wait until watchers were offered their events."""
+        if not writes:
+            return
+        with self._cond:
+            for seq, name, record in writes:
+                if seq > self._cache_seq.get(name, 0):
+                    self._cache_seq[name] = seq
+                    if record is None:
+                        self._cache.pop(name, None)
+                    else:
+                        self._cache[name] = record
+            if self._hub and self._live:
+                last = max(seq for seq, _, _ in writes)
+                self._cond.wait_for(
+                    lambda: self._seq >= last or not self._live, WRITE_DELIVERY_TIMEOUT_S
+                )
+
+    # ------------------------------------------------------------------ the stream
+
+    def _stream_loop(self) -> None:
+        pb = self._pb
+        backoff = 0.05
+        resync = False
+        last_logged = None
+        while not self._closed:
+            resume = self._synced and not resync
+            request = pb.WatchRequest(
+                session_id=self.session_id, resume=resume, after_seq=self._seq if resume else 0
+            )
+            try:
+                self._batch = []
+                call = self._stub.WatchVariables(request, metadata=self._md)
+                self._call = call
+                if self._closed:
+                    call.cancel()
+                    break
+                for message in call:
+                    kind = message.WhichOneof("body")
+                    if kind == "event":
+                        self._on_event(message.event)
+                    elif kind == "snapshot":
+                        self._on_snapshot(message.snapshot, resync)
+                        resync = False
+                    elif kind == "caught_up":
+                        with self._cond:
+                            self._live = True
+                            self._cond.notify_all()
+                    backoff, last_logged = 0.05, None
+            except grpc.RpcError as err:
+                if self._closed:
+                    break
+                code = err.code()
+                if code == grpc.StatusCode.OUT_OF_RANGE:
+                    resync = True  # our position is gone: re-read a snapshot
+                elif code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    backoff = 0.0  # we fell behind: resume at once from our last seq
+                elif code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                    if code != last_logged:  # once per kind of failure, not once per retry
+                        log.warning(
+                            "watch stream of session %s ended: %s %s (retrying)",
+                            self.session_id,
+                            code,
+                            err.details(),
+                        )
+                    last_logged = code
+            except Exception:  # never let the cache thread die silently
+                log.exception("watch stream of session %s failed", self.session_id)
+            with self._cond:
+                self._live = False
+                self._cond.notify_all()
+            if self._closed or self._wake.wait(backoff):
+                break
+            backoff = min(max(backoff * 2, 0.05), 1.0)
+
+    def _on_event(self, msg: Any) -> None:
+        if msg.more:  # part of an atomic batch: apply it whole, with its last event
+            self._batch.append(msg)
+            return
+        batch, self._batch = [*self._batch, msg], []
+        with self._cond:
+            for event in batch:
+                seq = event.seq
+                if seq <= self._seq:
+                    continue  # already applied (a replay overlapping what we had)
+                self._seq = seq
+                name = event.name
+                cached = self._cache.get(name)
+                if seq > self._cache_seq.get(name, 0):
+                    self._cache_seq[name] = seq
+                    if event.kind == "deleted":
+                        self._cache.pop(name, None)
+                    else:
+                        self._cache[name] = self._record(event.record)
+                if self._hub:
+                    type_name = cached.type if cached is not None else None
+                    self._hub.publish(self._c.event_from_pb(event, type_name))
+            self._cond.notify_all()
+
+    def _on_snapshot(self, snap: Any, resync: bool) -> None:
+        with self._cond:
+            fresh = {r.name: self._record(r) for r in snap.records}
+            old = self._cache
+            merged: dict[str, Variable] = {}
+            seqs: dict[str, int] = {}
+            for name, record in fresh.items():
+                merged[name] = record
+                seqs[name] = snap.seq
+            for name, seq in self._cache_seq.items():
+                if seq > snap.seq:  # our own write, newer than the snapshot
+                    seqs[name] = seq
+                    if name in old:
+                        merged[name] = old[name]
+                    else:
+                        merged.pop(name, None)
+            if resync and self._hub:
+                self._publish_diff(old, merged)
+            self._cache, self._cache_seq = merged, seqs
+            self._seq = max(self._seq, snap.seq) if not resync else snap.seq
+            self._synced = True
+            self._live = True
+            self._cond.notify_all()
+
+    def _publish_diff(self, old: Mapping[str, Variable], new: Mapping[str, Variable]) -> None:
+        """After a gap we could not replay, tell watchers what changed meanwhile."""
+        for name, record in new.items():
+            before = old.get(name)
+            if before is None or before.version != record.version:
+                self._hub.publish(
+                    WatchEvent(
+                        name,
+                        None if before is None else before.value,
+                        record.value,
+                        record.version,
+                        record.source,
+                        record.timestamp,
+                        "registered" if before is None else "set",
+                        record.metadata,
+                    )
+                )
+        for name, before in old.items():
+            if name not in new:
+                self._hub.publish(
+                    WatchEvent(
+                        name,
+                        before.value,
+                        None,
+                        before.version + 1,
+                        "sync",
+                        time.time(),
+                        "deleted",
+                        before.metadata,
+                    )
+                )
+
+    # ------------------------------------------------------------------ core
+
+    def register(
+        self,
+        name: str,
+        type: str | type,
+        initial: Any,
+        *,
+        constraints: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        source: str = "api",
+    ) -> Variable:
+        check_name(name)
+        c = self._c
+        request = self._pb.RegisterVariableRequest(
+            session_id=self.session_id,
+            name=name,
+            type=normalize_type(type),
+            initial_json=c.dumps(initial),
+            constraints_json=_map_json(c, constraints, "constraints"),
+            metadata_json=_map_json(c, metadata, "metadata"),
+            source=str(source),
+        )
+        reply = self._rpc("RegisterVariable", request)
+        record = self._record(reply.record)
+        self._after_write([(reply.seq, name, record)])
+        return record
+
+    def get(self, name: str) -> Variable:
+        if self._live:
+            try:
+                return self._cache[name]
+            except KeyError:
+                pass  # maybe just created elsewhere and not streamed yet: ask the server
+            except TypeError:
+                raise VariableNotFound(str(name), self._cache) from None
+        if not isinstance(name, str):
+            raise VariableNotFound(str(name))
+        return self._fetch(name)
+
+    def _fetch(self, name: str) -> Variable:
+        """The server's record of ``name`` (VariableNotFound if it has none)."""
+        return self._record(
+            self._rpc(
+                "GetVariable", self._pb.GetVariableRequest(session_id=self.session_id, name=name)
+            )
+        )
+
+    def set(
+        self,
+        name: str,
+        value: Any,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        source: str = "api",
+    ) -> Variable:
+        if not isinstance(name, str):
+            raise VariableNotFound(str(name), self._cache)
+        request = self._pb.SetVariableRequest(
+            session_id=self.session_id,
+            name=name,
+            value_json=self._c.dumps(value),
+            metadata_json=_map_json(self._c, metadata, "metadata"),
+            source=str(source),
+        )
+        if expected_version is not None:
+            request.expected_version = _version(expected_version)
+        reply = self._rpc("SetVariable", request)
+        record = self._record(reply.record)
+        self._after_write([(reply.seq, name, record)])
+        return record
+
+    def delete(self, name: str, *, source: str = "api") -> None:
+        if not isinstance(name, str):
+            raise VariableNotFound(str(name), self._cache)
+        reply = self._rpc(
+            "DeleteVariable",
+            self._pb.DeleteVariableRequest(
+                session_id=self.session_id, name=name, source=str(source)
+            ),
+        )
+        self._after_write([(reply.seq, name, None)])
+
+    def list(self) -> list[Variable]:
+        if self._live:
+            with self._cond:
+                records = list(self._cache.values())
+            return sorted(records, key=lambda v: v.name)
+        reply = self._rpc("ListVariables", self._pb.SessionRequest(session_id=self.session_id))
+        return [self._record(r) for r in reply.records]
+
+    def get_many(self, names: Iterable[str]) -> dict[str, Variable]:
+        if isinstance(names, str):
+            raise ValidationError("get_many expects a list of names, not a single string")
+        names = list(names)
+        if self._live:
+            with self._cond:  # a consistent view: batches land in the cache whole
+                snapshot = dict(self._cache)
+            try:
+                return {name: snapshot[name] for name in names}
+            except (KeyError, TypeError):
+                pass  # a miss may be too new to be streamed: the server answers atomically
+        if not all(isinstance(n, str) for n in names):
+            bad = next(n for n in names if not isinstance(n, str))
+            raise VariableNotFound(str(bad))
+        reply = self._rpc(
+            "GetVariables", self._pb.GetVariablesRequest(session_id=self.session_id, names=names)
+        )
+        return {r.name: self._record(r) for r in reply.records}
+
+    def update_many(
+        self,
+        updates: Mapping[str, Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        expected_versions: Mapping[str, int] | None = None,
+        source: str = "api",
+    ) -> dict[str, Variable]:
+        if not isinstance(updates, Mapping):
+            raise ValidationError(f"update_many expects a mapping name -> value, got {updates!r}")
+        if not all(isinstance(n, str) for n in updates):
+            bad = next(n for n in updates if not isinstance(n, str))
+            raise VariableNotFound(str(bad), self._cache)
+        if expected_versions is not None and not isinstance(expected_versions, Mapping):
+            raise ValidationError(f"expected_versions must be a mapping, got {expected_versions!r}")
+        c = self._c
+        request = self._pb.UpdateVariablesRequest(
+            session_id=self.session_id,
+            values_json={n: c.dumps(v) for n, v in updates.items()},
+            metadata_json=_map_json(c, metadata, "metadata"),
+            expected_versions={n: _version(v) for n, v in (expected_versions or {}).items()},
+            source=str(source),
+            order=list(updates),
+        )
+        reply = self._rpc("UpdateVariables", request)
+        records = [self._record(r) for r in reply.records]
+        self._after_write([(s, r.name, r) for s, r in zip(reply.seqs, records, strict=True)])
+        return {r.name: r for r in records}
+
+    def export_state(self) -> dict[str, Any]:
+        reply = self._rpc("ExportState", self._pb.SessionRequest(session_id=self.session_id))
+        return self._c.loads(reply.snapshot_json, "snapshot")
+
+    def import_state(
+        self, snapshot: Mapping[str, Any], *, replace: bool = False, source: str | None = None
+    ) -> None:
+        if not isinstance(snapshot, Mapping):
+            raise ValidationError("not a dspex-state/1 snapshot")
+        request = self._pb.ImportStateRequest(
+            session_id=self.session_id,
+            snapshot_json=self._c.dumps(dict(snapshot)),
+            replace=bool(replace),
+        )
+        if source is not None:
+            request.source = str(source)
+        reply = self._rpc("ImportState", request)
+        records = [self._record(r) for r in reply.records]
+        self._after_write([(s, r.name, r) for s, r in zip(reply.seqs, records, strict=True)])
+
+    # ------------------------------------------------------------------ history
+
+    def history(self, name: str, limit: int | None = None) -> list[Variable]:
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or limit < 1
+        ):
+            raise ValidationError(f"limit must be a positive int or None, got {limit!r}")
+        if not isinstance(name, str):
+            raise VariableNotFound(str(name), self._cache)
+        reply = self._rpc(
+            "GetHistory",
+            self._pb.HistoryRequest(session_id=self.session_id, name=name, limit=limit or 0),
+        )
+        return [self._record(r) for r in reply.records]
+
+    def rollback(self, name: str, version: int) -> Variable:
+        if not isinstance(name, str):
+            raise VariableNotFound(str(name), self._cache)
+        reply = self._rpc(
+            "RollbackVariable",
+            self._pb.RollbackRequest(
+                session_id=self.session_id, name=name, version=_version(version)
+            ),
+        )
+        record = self._record(reply.record)
+        self._after_write([(reply.seq, name, record)])
+        return record
+
+    # ------------------------------------------------------------------ module execution
+
+    def execute_module(
+        self,
+        module_spec: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+        bindings: Mapping[str, str],
+        lm_config: Mapping[str, Any],
+        *,
+        timeout_s: float = 300.0,
+    ) -> dict[str, Any]:
+        """Run a bridged module in the server's workers (see ``bridge.execution``).
+
+        The LM configuration (API key included) travels with this call only; the
+        server never stores it.
+        """
+        if not isinstance(bindings, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in bindings.items()
+        ):
+            raise ValidationError(
+                f"bindings must map parameter names to variable names, got {bindings!r}"
+            )
+        c = self._c
+        request = self._pb.ExecuteModuleRequest(
+            session_id=self.session_id,
+            module_spec_json=c.dumps(dict(module_spec)),
+            inputs_json=_map_json(c, inputs, "inputs"),
+            bindings=dict(bindings),
+            lm_config_json=_map_json(c, lm_config, "lm config"),
+            timeout_s=float(timeout_s),
+        )
+        reply = self.client.call("ExecuteModule", request, timeout=timeout_s + 30)
+        return c.loads(reply.result_json, "module result")
+
+    # ------------------------------------------------------------------ watching
+
+    def watch(
+        self,
+        names: Iterable[str] | None,
+        callback: Callable[[WatchEvent], Any],
+        *,
+        include_initial: bool = False,
+        filter: WatchFilter | None = None,
+        debounce_ms: float = 0,
+    ) -> Subscription:
+        names = check_watch_names(names)
+        subscription = Subscription(names, callback, filter=filter, debounce_ms=debounce_ms)
+        try:
+            with self._cond:
+                if self._live:
+                    if names is None:
+                        current = sorted(self._cache.values(), key=lambda v: v.name)
+                    else:
+                        # a name missing from the cache may be too new to be streamed yet
+                        current = [self._cache.get(n) or self._fetch(n) for n in names]
+                else:
+                    current = self.list() if names is None else [self.get(n) for n in names]
+                for record in current:
+                    subscription.seen(record.name, record.version)
+                    if include_initial:
+                        subscription.offer(initial_event(record))
+                self._hub.add(subscription)
+        except BaseException:
+            subscription.close()
+            raise
+        return subscription
+
+    def unwatch(self, handle: Subscription) -> bool:
+        with self._cond:
+            removed = self._hub.remove(handle)
+        handle.close()
+        return removed
+
+    def attach(self, subscription: Subscription) -> None:
+        with self._cond:
+            self._hub.add(subscription)
+
+    def detach_all(self) -> list[Subscription]:
+        with self._cond:
+            return self._hub.detach_all()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def heartbeat(self) -> Any:
+        """Refresh the session's TTL (an open watch stream also keeps it alive)."""
+        return self._rpc("Heartbeat", self._pb.SessionRequest(session_id=self.session_id))
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._live = False
+            self._cond.notify_all()
+        self._wake.set()
+        call = self._call
+        if call is not None:
+            call.cancel()
+        self._thread.join(10)
+        with self._cond:
+            self._hub.close_all()
+        try:
+            if self._cleanup_on_close:
+                try:
+                    self._rpc("CleanupSession", self._pb.SessionRequest(session_id=self.session_id))
+                except Exception:
+                    log.debug("cleanup of session %s failed", self.session_id, exc_info=True)
+            if self._owns_client:
+                self.client.close()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("live" if self._live else "syncing")
+        return f"<BridgedState {self.address} session={self.session_id[:8]} {state}>"
+
+
+def _map_json(convert: Any, mapping: Any, what: str) -> str:
+    if mapping is None:
+        return ""
+    if not isinstance(mapping, Mapping):
+        raise ValidationError(f"{what} must be a mapping, got {mapping!r}")
+    return convert.dumps_map(mapping)
+
+
+def _version(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValidationError(f"a version must be an int, got {value!r}")
+    return value

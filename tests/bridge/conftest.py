@@ -1,0 +1,65 @@
+"""Fixtures for the bridge tests: real server subprocesses on real sockets."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from dspex_jupyter.bridge.client import BridgeClient
+from dspex_jupyter.bridge.testing import ServerProcess
+from dspex_jupyter.state.bridged import BridgedState
+
+WAIT_S = 60.0  # generous: the machine is small and shared; a pass never waits this long
+
+
+@pytest.fixture(autouse=True)
+def _no_env_bridge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests choose their server explicitly; a developer's DSPEX_BRIDGE must not leak in."""
+    monkeypatch.delenv("DSPEX_BRIDGE", raising=False)
+    monkeypatch.delenv("DSPEX_BRIDGE_TOKEN", raising=False)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    """One in-memory bridge server per test module."""
+    proc = ServerProcess("memory")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def open_state(server: ServerProcess):
+    """A factory of BridgedStates on ``server`` (fresh session unless one is named)."""
+    made: list[BridgedState] = []
+
+    def make(session_id: str | None = None, *, join: bool = False, srv=None) -> BridgedState:
+        srv = srv or server
+        client = BridgeClient(srv.address, srv.token)
+        try:
+            state = BridgedState(client, session_id or uuid.uuid4().hex, join=join)
+        except BaseException:
+            client.close()
+            raise
+        made.append(state)
+        return state
+
+    yield make
+    for state in made:
+        state.close()
+
+
+def python_env() -> dict[str, str]:
+    """The environment for helper subprocesses: this checkout importable, no bridge config."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("DSPEX_BRIDGE", None)
+    env.pop("DSPEX_BRIDGE_TOKEN", None)
+    return env
+
+
+PYTHON = sys.executable

@@ -1,0 +1,105 @@
+"""ExecuteModule over the bridge: a real server, real DSPy workers, a local LM server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import textwrap
+import time
+
+import pytest
+
+from dspex_jupyter import Context
+from dspex_jupyter.errors import ProgramError, ValidationError, VariableNotFound
+from dspex_jupyter.modules import ChainOfThought
+from dspex_jupyter.testing import LMServer
+
+from .conftest import PYTHON, WAIT_S, python_env
+from .test_faults import _alive, _wait_until
+
+SECRET = "sk-bridge-test-SECRET-7f"
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@pytest.fixture(scope="module")
+def lm():
+    with LMServer() as server:
+        yield server
+
+
+def test_execute_module_resolves_bindings_in_the_session(server, lm):
+    ctx = Context.start(bridge=server.address, token=server.token)
+    try:
+        ctx.defvariable("temperature", "float", initial=0.7)
+        ctx.set("temperature", 0.4)
+        module = ChainOfThought("question -> answer").bind_to_variable("temperature")
+        spec = module.to_dict()
+        config = {"model": "gpt-4", "api_base": lm.url, "api_key": SECRET}
+        result = ctx.provider.execute_module(
+            spec, {"question": "What is DSPex?"}, spec["bindings"], config
+        )
+        assert result["outputs"]["answer"] == "Test answer for: What is DSPex?"
+        assert result["variables"]["temperature"]["version"] == 2
+        assert lm.requests[-1]["temperature"] == 0.4
+        assert SECRET not in repr(result)
+
+        with pytest.raises(ProgramError):
+            ctx.provider.execute_module({"type": "NoSuchModule"}, {}, {}, config)
+        ctx.delete("temperature")
+        with pytest.raises(VariableNotFound):
+            ctx.provider.execute_module(spec, {"question": "q"}, spec["bindings"], config)
+        with pytest.raises(ValidationError):
+            ctx.provider.execute_module(spec, {"question": "q"}, {"temperature": 1}, config)
+    finally:
+        ctx.stop()
+
+
+SPAWNER = """
+import os, sys
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+from dspex_jupyter import Context
+from dspex_jupyter.bridge import launcher
+from dspex_jupyter.modules import Predict
+ctx = Context.start(backend="bridged")
+spec = Predict("question -> answer").to_dict()
+ctx.provider.execute_module(spec, {"question": "hi"}, {}, {"model": "m", "api_base": sys.argv[1], "api_key": "k"})
+server = launcher.current().pid
+def children(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
+workers = children(server)
+print(server, *workers, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_kill9_of_the_kernel_after_a_module_run_leaves_no_orphans(lm):
+    proc = subprocess.Popen(
+        [PYTHON, "-c", textwrap.dedent(SPAWNER), lm.url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=python_env(),
+    )
+    line = proc.stdout.readline()
+    assert line.strip(), proc.stderr.read() if proc.poll() is not None else "no pids"
+    server_pid, *worker_pids = (int(p) for p in line.split())
+    assert worker_pids, "the module ran in no worker process"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(WAIT_S)
+    deadline = time.monotonic() + 2.0
+    while _alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(server_pid), "the private server outlived its kernel by more than 2 s"
+    for pid in worker_pids:
+        assert _wait_until(lambda pid=pid: not _alive(pid)), f"worker {pid} was orphaned"
