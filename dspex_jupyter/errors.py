@@ -19,6 +19,7 @@ __all__ = [
     "VersionConflict",
     "NotSupportedByBackend",
     "BridgeUnavailable",
+    "SessionNotFound",
     "CycleError",
     "LockedError",
     "AccessDenied",
@@ -78,6 +79,13 @@ class NotSupportedByBackend(DSPexError, NotImplementedError):
 
 class BridgeUnavailable(DSPexError, ConnectionError):
     """The bridge server could not be started, reached, or kept."""
+
+
+class SessionNotFound(DSPexError, KeyError):
+    """The bridge server has no session of that id (never created, cleaned up or expired)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "session not found"
 
 
 class CycleError(ValidationError):

@@ -17,7 +17,6 @@ import grpc
 from .. import errors as E
 
 __all__ = [
-    "SessionNotFound",
     "ERROR_KEY",
     "DETAIL_KEY",
     "status_for",
@@ -29,17 +28,10 @@ ERROR_KEY = "dspex-error"
 DETAIL_KEY = "dspex-error-detail"
 
 
-class SessionNotFound(E.DSPexError, KeyError):
-    """The bridge server has no session of that id (never created, cleaned up or expired)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "session not found"
-
-
 # Most specific first: the first isinstance match wins.
 _CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (E.VariableNotFound, grpc.StatusCode.NOT_FOUND),
-    (SessionNotFound, grpc.StatusCode.NOT_FOUND),
+    (E.SessionNotFound, grpc.StatusCode.NOT_FOUND),
     (E.VariableExists, grpc.StatusCode.ALREADY_EXISTS),
     (E.VersionConflict, grpc.StatusCode.ABORTED),
     (E.LockedError, grpc.StatusCode.FAILED_PRECONDITION),
@@ -71,7 +63,6 @@ _BY_CODE: dict[grpc.StatusCode, type[E.DSPexError]] = {
 _CLASSES: dict[str, type[BaseException]] = {
     name: getattr(E, name) for name in E.__all__ if isinstance(getattr(E, name), type)
 }
-_CLASSES["SessionNotFound"] = SessionNotFound
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode:

@@ -28,12 +28,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from .. import errors as E
+from ..errors import SessionNotFound
 from ..variables.record import Variable, WatchEvent, to_json_value
 from ..variables.table import SNAPSHOT_FORMAT, VariableTable, define, variable_from_dict
 from . import convert as C
 from ._proto import dspex_bridge_pb2 as pb
 from ._proto import dspex_bridge_pb2_grpc as pb_grpc
-from .errors import SessionNotFound, error_metadata, status_for
+from .errors import error_metadata, status_for
 from .store import SessionData, Store
 
 __all__ = ["BridgeServer", "BridgeServicer", "MAX_MESSAGE_BYTES", "DEFAULT_TTL_S"]

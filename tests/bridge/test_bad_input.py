@@ -12,11 +12,11 @@ from dspex_jupyter import Context
 from dspex_jupyter.bridge._proto import dspex_bridge_pb2 as pb
 from dspex_jupyter.bridge._proto import dspex_bridge_pb2_grpc as pb_grpc
 from dspex_jupyter.bridge.client import BridgeClient
-from dspex_jupyter.bridge.errors import SessionNotFound
 from dspex_jupyter.bridge.server import MAX_MESSAGE_BYTES
 from dspex_jupyter.errors import (
     AccessDenied,
     BridgeUnavailable,
+    SessionNotFound,
     ValidationError,
     VariableExists,
     VariableNotFound,

@@ -103,3 +103,56 @@ def test_kill9_of_the_kernel_after_a_module_run_leaves_no_orphans(lm):
     assert not _alive(server_pid), "the private server outlived its kernel by more than 2 s"
     for pid in worker_pids:
         assert _wait_until(lambda pid=pid: not _alive(pid)), f"worker {pid} was orphaned"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
+
+
+def test_kill9_of_a_worker_mid_run_fails_only_that_run(server):
+    """Through the whole stack: Program.run -> gRPC -> server -> worker process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dspex_jupyter import Program, Variables
+    from dspex_jupyter.errors import ModuleExecutionError
+
+    with LMServer(latency=30.0) as slow_lm:
+        ctx = Context.start(
+            bridge=server.address, token=server.token, lm=slow_lm.lm_config(api_key=SECRET)
+        )
+        try:
+            spec = (
+                Program.new("crash")
+                .defvariable("temperature", "float", initial=0.3)
+                .chain([ChainOfThought("question -> answer").bind_to_variable("temperature")])
+            )
+            Variables.defvariable(ctx, "temperature", "float", initial=0.3)
+            Variables.set(ctx, "temperature", 0.5)
+            before = ctx.list()
+            with ThreadPoolExecutor(1) as runner:
+                doomed = runner.submit(Program.run, spec, {"question": "q"}, context=ctx)
+                assert _wait_until(lambda: slow_lm.requests), "the run never reached the LM"
+                workers = _children(server.pid)
+                assert workers, "no worker process under the server"
+                for pid in workers:
+                    os.kill(pid, signal.SIGKILL)
+                with pytest.raises(ModuleExecutionError) as info:
+                    doomed.result(WAIT_S)
+            assert SECRET not in str(info.value)
+            assert server.process.poll() is None  # the server survived
+            assert ctx.list() == before  # and the session's variables are intact
+            slow_lm.latency = 0.0
+            result = Program.run(spec, {"question": "again?"}, context=ctx)
+            assert result.outputs["answer"] == "Test answer for: again?"
+            assert result.trace[-1].variables["temperature"]["version"] == before[0].version
+        finally:
+            ctx.stop()
