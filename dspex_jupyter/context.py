@@ -31,7 +31,7 @@ from .state.local import LocalState
 from .state.provider import StateProvider
 from .state.watch import Subscription, WatchFilter
 from .variables.record import Variable, WatchEvent
-from .variables.types import check_constraints, normalize_type
+from .variables.table import define
 
 __all__ = ["Context", "default_context", "MISSING"]
 
@@ -259,18 +259,42 @@ class Context:
     ) -> Variable:
         """Define a variable. Re-running the same definition keeps the current value
         (so re-executing a notebook cell never resets what an optimizer set); a
-        different type or constraints for an existing name raises ``VariableExists``."""
+        different type or constraints for an existing name raises ``VariableExists``.
+
+        The whole definition is validated locally first, and a re-run of an
+        existing definition is answered from the current record: ``Program.run``
+        calls this for every declared variable on every run, and on the bridged
+        backend that must not cost a round trip.
+        """
+        record, _ = define(name, type, initial, constraints=constraints, metadata=metadata)
+        existing = self._existing_definition(record)
+        if existing is not None:
+            return existing
         with self._gate:
             try:
                 return self._provider.register(
                     name, type, initial, constraints=constraints, metadata=metadata, source=source
                 )
             except VariableExists:
-                current = self._provider.get(name)
-                type_name = normalize_type(type)
-                if current.same_definition(type_name, check_constraints(type_name, constraints)):
-                    return current
-                raise
+                existing = self._existing_definition(record)
+                if existing is None:
+                    raise
+                return existing
+
+    def _existing_definition(self, record: Variable) -> Variable | None:
+        """The current record of ``record.name`` if it has the same definition; ``None``
+        if there is no such variable; ``VariableExists`` if it is defined differently."""
+        try:
+            current = self._provider.get(record.name)
+        except KeyError:
+            return None
+        if current.same_definition(record.type, record.constraints):
+            return current
+        raise VariableExists(
+            f"variable {record.name!r} already exists as {current.type} with constraints "
+            f"{dict(current.constraints)!r}, not {record.type} with {dict(record.constraints)!r}; "
+            "delete it first"
+        )
 
     def variable(self, name: str) -> Variable:
         """The full current record of ``name`` (value, version, metadata, ...)."""
