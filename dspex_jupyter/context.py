@@ -134,6 +134,7 @@ class Context:
         self._upgrade_lock = threading.Lock()
         self._on_stop: list[Callable[[], Any]] = []
         self.extensions: dict[str, Any] = {}  # upper layers attach their per-context objects here
+        self._extensions_lock = threading.Lock()
         self.runs: collections.deque[Mapping[str, Any]] = collections.deque(maxlen=50)
         self._run_listeners: list[Callable[[Mapping[str, Any]], Any]] = []
         if backend == "bridged" or bridge is not None or session_id is not None:
@@ -170,6 +171,23 @@ class Context:
     @property
     def closed(self) -> bool:
         return isinstance(self._provider, _Stopped)
+
+    def extension(
+        self,
+        key: str,
+        factory: Callable[[Context], Any],
+        *,
+        stale: Callable[[Any], bool] = lambda _: False,
+    ) -> Any:
+        """The per-context object an upper layer keeps under ``key`` (e.g. the widgets),
+        made by ``factory(self)`` on first use, or again when ``stale(obj)`` says so."""
+        obj = self.extensions.get(key)
+        if obj is None or stale(obj):
+            with self._extensions_lock:
+                obj = self.extensions.get(key)
+                if obj is None or stale(obj):
+                    obj = self.extensions[key] = factory(self)
+        return obj
 
     def add_stop_callback(self, callback: Callable[[], Any]) -> None:
         """Run ``callback`` on :meth:`stop` (last added, first run)."""

@@ -251,14 +251,4 @@ def _same_definition(trait: traitlets.TraitType, record: Variable) -> bool:
 
 def traits_for(context: Context) -> VariableTraits:
     """The context's :class:`VariableTraits`, created on first use and cached."""
-    view = context.extensions.get("jupyter.traits")
-    if view is None or view._dspex_closed:
-        with _create_lock:
-            view = context.extensions.get("jupyter.traits")
-            if view is None or view._dspex_closed:
-                view = VariableTraits(context)
-                context.extensions["jupyter.traits"] = view
-    return view
-
-
-_create_lock = threading.Lock()
+    return context.extension("jupyter.traits", VariableTraits, stale=lambda v: v._dspex_closed)

@@ -338,14 +338,4 @@ def widgets_for(context: Context) -> VariablesWidget:
 
     Displaying the same container several times shows several synced views.
     """
-    panel = context.extensions.get("jupyter.widgets")
-    if panel is None or panel.closed:
-        with _create_lock:
-            panel = context.extensions.get("jupyter.widgets")
-            if panel is None or panel.closed:
-                panel = VariablesWidget(context)
-                context.extensions["jupyter.widgets"] = panel
-    return panel
-
-
-_create_lock = threading.Lock()
+    return context.extension("jupyter.widgets", VariablesWidget, stale=lambda w: w.closed)

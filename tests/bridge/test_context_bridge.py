@@ -9,7 +9,7 @@ import pytest
 from dspex_jupyter import Context, Variables
 from dspex_jupyter.bridge import launcher
 from dspex_jupyter.bridge._proto import dspex_bridge_pb2 as pb
-from dspex_jupyter.bridge.errors import SessionNotFound
+from dspex_jupyter.errors import SessionNotFound
 
 from .conftest import WAIT_S
 from .test_faults import _alive, _wait_until

@@ -64,20 +64,7 @@ from dspex_jupyter.modules import Predict
 ctx = Context.start(backend="bridged")
 spec = Predict("question -> answer").to_dict()
 ctx.provider.execute_module(spec, {"question": "hi"}, {}, {"model": "m", "api_base": sys.argv[1], "api_key": "k"})
-server = launcher.current().pid
-def children(pid):
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                pass
-    return found
-workers = children(server)
-print(server, *workers, flush=True)
+print(launcher.current().pid, flush=True)
 sys.stdin.read()
 """
 
@@ -92,8 +79,9 @@ def test_kill9_of_the_kernel_after_a_module_run_leaves_no_orphans(lm):
         env=python_env(),
     )
     line = proc.stdout.readline()
-    assert line.strip(), proc.stderr.read() if proc.poll() is not None else "no pids"
-    server_pid, *worker_pids = (int(p) for p in line.split())
+    assert line.strip(), proc.stderr.read() if proc.poll() is not None else "no pid"
+    server_pid = int(line)
+    worker_pids = _children(server_pid)
     assert worker_pids, "the module ran in no worker process"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(WAIT_S)

@@ -14,9 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from dspex_jupyter.bridge._proto import dspex_bridge_pb2 as pb
 from dspex_jupyter.bridge._proto import dspex_bridge_pb2_grpc as pb_grpc
 from dspex_jupyter.bridge.client import BridgeClient
-from dspex_jupyter.bridge.errors import SessionNotFound
 from dspex_jupyter.bridge.testing import ServerProcess
-from dspex_jupyter.errors import ValidationError
+from dspex_jupyter.errors import SessionNotFound, ValidationError
 
 from .conftest import PYTHON, python_env
 
