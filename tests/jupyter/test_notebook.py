@@ -10,7 +10,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "01_variables_and_widgets.ipynb"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOK = NOTEBOOKS / "01_variables_and_widgets.ipynb"
 
 
 @pytest.fixture
@@ -40,14 +41,15 @@ def _outputs(nb, output_type=None):
                     yield cell, output
 
 
-def test_notebook_executes_top_to_bottom(venv_kernel, tmp_path):
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+def _execute(path: Path, kernel: str, cwd: Path):
+    """Run a notebook top to bottom; return it and everything it printed."""
+    nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
-        kernel_name=venv_kernel,
+        kernel_name=kernel,
         timeout=120,
         startup_timeout=120,
-        resources={"metadata": {"path": str(tmp_path)}},
+        resources={"metadata": {"path": str(cwd)}},
     )
     client.execute()
     errors = [output for _, output in _outputs(nb, "error")]
@@ -55,6 +57,11 @@ def test_notebook_executes_top_to_bottom(venv_kernel, tmp_path):
     text = "".join(
         output.get("text", "") for _, output in _outputs(nb, "stream") if output.name == "stdout"
     )
+    return nb, text
+
+
+def test_notebook_executes_top_to_bottom(venv_kernel, tmp_path):
+    nb, text = _execute(NOTEBOOK, venv_kernel, tmp_path)
     assert "refused: temperature: 5.0 is above max 2.0" in text
     assert "max_tokens control shows 512" in text
     assert "below min 1" in text
@@ -76,3 +83,18 @@ def test_notebook_executes_top_to_bottom(venv_kernel, tmp_path):
         output.get("data", {}).get("text/html", "") for _, output in _outputs(nb, "execute_result")
     )
     assert "QueryClassifier" in html and "how-to" in html  # the %dspex run result
+
+
+def test_programs_notebook_executes_top_to_bottom(venv_kernel, tmp_path):
+    """02: a program upgrades the context, tuned variables reach the LM, history works."""
+    nb, text = _execute(NOTEBOOKS / "02_programs_and_the_bridge.ipynb", venv_kernel, tmp_path)
+    assert "round-trips through a dict: True" in text
+    assert "before: local" in text and "after:  bridged at unix:" in text
+    assert "answer: Test answer for: What is DSPex?" in text
+    assert "LM request: model claude-3 temperature 0.9" in text
+    assert "versions used: {'model': 2, 'temperature': 2}" in text
+    assert "the watcher saw, across the upgrade: [(0.9, 2)]" in text
+    assert "rolled back: 0.7 as new version 3" in text
+    assert "backend: local" in text  # the native-only program never bridged
+    assert "the cell defines the same spec: True" in text
+    assert "notebook finished" in text
