@@ -100,6 +100,7 @@ class Variables:
         include_initial: bool = False,
         filter: WatchFilter | None = None,
         debounce_ms: float = 0,
+        signals: bool = False,
     ) -> Subscription:
         return _ctx(ctx).watch(
             names,
@@ -107,6 +108,7 @@ class Variables:
             include_initial=include_initial,
             filter=filter,
             debounce_ms=debounce_ms,
+            signals=signals,
         )
 
     @staticmethod

@@ -103,6 +103,13 @@ class Context:
     otherwise it bridges on :meth:`ensure_bridged` (which ``Program.run`` calls
     when a program contains a bridged module). ``DSPEX_BRIDGE`` and
     ``DSPEX_BRIDGE_TOKEN`` configure where that upgrade goes, without forcing it.
+
+    ``principal`` (or ``DSPEX_PRINCIPAL``) names who this context acts as on the
+    bridge server, for access control: the principal that creates a session
+    owns it (all rights, and the only one who may ``grant`` / ``revoke``); once
+    a session has grants, the server enforces read / write / observe /
+    optimize rights on every call. Without any grant, everyone with the
+    server token has every right.
     """
 
     def __init__(
@@ -116,11 +123,19 @@ class Context:
         name: str | None = None,
         store: str | None = None,
         session_ttl_s: float | None = None,
+        principal: str | None = None,
     ) -> None:
         if backend not in _BACKENDS:
             raise ValidationError(f"backend must be one of {_BACKENDS}, got {backend!r}")
         if session_id is not None and (not isinstance(session_id, str) or not session_id):
             raise ValidationError(f"session_id must be a non-empty string, got {session_id!r}")
+        principal = principal or os.environ.get("DSPEX_PRINCIPAL") or None
+        if principal is not None and (
+            not isinstance(principal, str) or len(principal) > 256 or not principal.strip()
+        ):
+            raise ValidationError(f"principal must be a 1..256 character string, got {principal!r}")
+        #: Who this context acts as on the bridge server (``None``: anonymous).
+        self.principal: str | None = principal
         self.name = name or "context"
         self.session_id: str = session_id or uuid.uuid4().hex
         self.bridge_address: str | None = bridge or os.environ.get("DSPEX_BRIDGE") or None
@@ -393,9 +408,14 @@ class Context:
         include_initial: bool = False,
         filter: WatchFilter | None = None,
         debounce_ms: float = 0,
+        signals: bool = False,
     ) -> Subscription:
         """Call ``callback(event)`` on a dispatcher thread for each change, in version order.
 
+        ``signals=True`` also delivers, in the same order, the events that change
+        no value: ``dependency_changed`` (a variable this one depends on was
+        written; right after that write), ``locked`` and ``unlocked`` (an
+        optimizer lease took or left it). Only the bridged backend produces them.
         The returned handle survives the backend upgrade; pass it to :meth:`unwatch`.
         """
         with self._gate:
@@ -405,6 +425,7 @@ class Context:
                 include_initial=include_initial,
                 filter=filter,
                 debounce_ms=debounce_ms,
+                signals=signals,
             )
 
     def unwatch(self, handle: Subscription) -> bool:
@@ -414,6 +435,8 @@ class Context:
     # ------------------------------------------------------------------ advanced (bridged)
 
     def add_dependency(self, name: str, depends_on: str) -> None:
+        """``name`` depends on ``depends_on`` (bridged). A cycle raises ``CycleError``
+        naming it; dependents get ``dependency_changed`` events (``watch(signals=True)``)."""
         with self._gate:
             self._provider.add_dependency(name, depends_on)
 
@@ -425,9 +448,15 @@ class Context:
         return self._provider.dependencies(name)
 
     def topological_order(self) -> list[str]:
+        """Every variable, each after what it depends on (ties by name)."""
         return self._provider.topological_order()
 
     def acquire_lock(self, names: Iterable[str], holder: str, ttl_s: float = 30.0) -> Any:
+        """Lease ``names`` for an optimizer, all or none (bridged); ``LockedError`` names
+        the other holder. Returns a ``Lease`` (a context manager that releases on exit).
+        While it is held, writes through this context pass and everyone else's are
+        refused. It ends on release, after ``ttl_s`` unless ``lease.renew()``-ed, or
+        a few seconds after this process's connection is gone."""
         with self._gate:
             return self._provider.acquire_lock(names, holder, ttl_s)
 
@@ -436,9 +465,13 @@ class Context:
             self._provider.release_lock(lease)
 
     def locks(self) -> dict[str, str]:
+        """Leased variable -> holder (bridged)."""
         return self._provider.locks()
 
     def grant(self, principal: str, rights: Iterable[str], variable: str | None = None) -> None:
+        """Give ``principal`` rights (``read``, ``write``, ``observe``, ``optimize``) on the
+        session or one ``variable`` (bridged; only the session's owner may). The first
+        grant turns access control on for the session."""
         with self._gate:
             self._provider.grant(principal, rights, variable)
 
@@ -447,6 +480,7 @@ class Context:
             self._provider.revoke(principal, rights, variable)
 
     def permissions(self, principal: str) -> dict[str, list[str]]:
+        """``{"*": session-wide rights, variable: rights}`` of ``principal`` (bridged)."""
         return self._provider.permissions(principal)
 
     def history(self, name: str, limit: int | None = None) -> list[Variable]:

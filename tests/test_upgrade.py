@@ -16,13 +16,19 @@ from .conformance.helpers import Collector
 
 def _populate(ctx: Context) -> None:
     Variables.defvariable(
-        ctx, "temperature", "float", initial=0.7, constraints={"min": 0, "max": 2},
+        ctx,
+        "temperature",
+        "float",
+        initial=0.7,
+        constraints={"min": 0, "max": 2},
         metadata={"description": "sampling temperature"},
     )
     Variables.defvariable(
         ctx, "model", "choice", initial="gpt-4", constraints={"choices": ["gpt-4", "claude-3"]}
     )
-    Variables.defvariable(ctx, "vec", "embedding", initial=[0.1, 0.2], constraints={"dimensions": 2})
+    Variables.defvariable(
+        ctx, "vec", "embedding", initial=[0.1, 0.2], constraints={"dimensions": 2}
+    )
     for value in (0.1, 0.2, 0.3):
         Variables.set(ctx, "temperature", value, source="optimizer")
 

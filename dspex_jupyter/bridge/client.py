@@ -9,6 +9,7 @@ returns the :class:`~dspex_jupyter.state.bridged.BridgedState`.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -54,10 +55,27 @@ def normalize_address(address: str) -> str:
 
 
 class BridgeClient:
-    """One channel to a bridge server, with the token on every call."""
+    """One channel to a bridge server, with the token on every call.
 
-    def __init__(self, address: str, token: str | None, *, connect_timeout: float = 15.0) -> None:
+    Every call also carries ``dspex-client`` (this connection's id: leases it
+    acquires end a few seconds after its last watch stream closes) and, when
+    given, ``dspex-principal`` (who is calling, for access control).
+    """
+
+    def __init__(
+        self,
+        address: str,
+        token: str | None,
+        *,
+        connect_timeout: float = 15.0,
+        principal: str | None = None,
+    ) -> None:
+        if principal is not None and (
+            not isinstance(principal, str) or not principal or len(principal) > 256
+        ):
+            raise ValidationError(f"principal must be a 1..256 character string, got {principal!r}")
         self.address = normalize_address(address)
+        self.principal = principal
         self.channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         try:
             grpc.channel_ready_future(self.channel).result(timeout=connect_timeout)
@@ -69,14 +87,29 @@ class BridgeClient:
         self._state = grpc.ChannelConnectivity.READY
         self.channel.subscribe(self._on_state, try_to_connect=False)
         self.stub = pb_grpc.DSPexBridgeStub(self.channel)
-        self.metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {token}"),) if token else ()
-        )
+        self.client_id = uuid.uuid4().hex
+        metadata = [("dspex-client", self.client_id)]
+        if token:
+            metadata.insert(0, ("authorization", f"Bearer {token}"))
+        if principal:
+            metadata.append(("dspex-principal", principal))
+        self.metadata: tuple[tuple[str, str], ...] = tuple(metadata)
 
     def _on_state(self, state: grpc.ChannelConnectivity) -> None:
         self._state = state
 
-    def call(self, method: str, request: Any, timeout: float = CALL_TIMEOUT_S) -> Any:
+    @property
+    def ready(self) -> bool:
+        """Whether the connection to the server is up right now."""
+        return self._state is grpc.ChannelConnectivity.READY
+
+    def call(
+        self,
+        method: str,
+        request: Any,
+        timeout: float = CALL_TIMEOUT_S,
+        extra_metadata: tuple[tuple[str, str], ...] = (),
+    ) -> Any:
         """Call a unary RPC; failures become the matching ``dspex_jupyter.errors`` class.
 
         If the connection is not up (the server crashed or is restarting), the call
@@ -92,7 +125,8 @@ class BridgeClient:
                     f"(waited {RECONNECT_WAIT_S:g} s for it to come back)"
                 ) from None
         try:
-            return getattr(self.stub, method)(request, metadata=self.metadata, timeout=timeout)
+            metadata = self.metadata + extra_metadata if extra_metadata else self.metadata
+            return getattr(self.stub, method)(request, metadata=metadata, timeout=timeout)
         except grpc.RpcError as err:
             raise error_from_rpc(err, method) from None
 
@@ -127,7 +161,7 @@ def open_bridged_state(ctx: Context) -> BridgedState:
     else:
         address, token = ctx.bridge_address, ctx._token
     try:
-        client = BridgeClient(address, token)
+        client = BridgeClient(address, token, principal=ctx.principal)
         try:
             state = BridgedState(
                 client,

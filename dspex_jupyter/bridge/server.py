@@ -11,6 +11,25 @@ Watch fan-out never blocks a writer: each watcher has a bounded queue; a
 watcher that falls more than ``watch_queue`` events behind has its stream ended
 with ``RESOURCE_EXHAUSTED`` right after the last event it was sent, and resumes
 from that event's sequence number.
+
+Production features (SPEC §6; the data structures are in ``production.py``).
+Who calls is read from the call metadata: ``dspex-principal`` (access
+control), ``dspex-lease`` (the lease ids a write carries; a lease id is a
+bearer capability) and ``dspex-client`` (the connection: its leases end
+``LEASE_DISCONNECT_GRACE_S`` after its last watch stream closes). Rights per
+RPC, once a session has access control (the owner has them all):
+
+* read: GetVariable(s), ListVariables and ExportState (session-wide),
+  GetHistory, GetDependencies, TopologicalOrder (session-wide), ExecuteModule
+  (every bound variable); ListLocks shows only readable variables;
+* write: RegisterVariable, SetVariable, UpdateVariables, DeleteVariable,
+  RollbackVariable, ImportState (session-wide), Add/RemoveDependency (on the
+  dependent), CleanupSession (session-wide);
+* observe: WatchVariables (every named variable, or session-wide); revoking
+  it ends open streams with PERMISSION_DENIED;
+* optimize: AcquireLock (every name). Renew/ReleaseLock need the lease id;
+* owner only: Grant, Revoke, and GetPermissions of another principal.
+InitializeSession (join), Heartbeat and GetSession need only the token.
 """
 
 from __future__ import annotations
@@ -22,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -35,6 +54,15 @@ from . import convert as C
 from ._proto import dspex_bridge_pb2 as pb
 from ._proto import dspex_bridge_pb2_grpc as pb_grpc
 from .errors import error_metadata, status_for
+from .production import (
+    SIGNAL_KINDS,
+    AccessControl,
+    DependencyGraph,
+    Leases,
+    check_principal,
+    check_rights,
+    check_ttl,
+)
 from .store import SessionData, Store
 
 __all__ = ["BridgeServer", "BridgeServicer", "MAX_MESSAGE_BYTES", "DEFAULT_TTL_S"]
@@ -54,16 +82,17 @@ SERVER_OPTIONS = [
     ("grpc.so_reuseport", 0),
 ]
 
-_LIVE, _OVERFLOW, _CLOSED, _GONE = range(4)
+_LIVE, _OVERFLOW, _CLOSED, _GONE, _DENIED = range(5)
 
 
 class _Watcher:
     """One stream's bounded queue of prebuilt messages."""
 
-    __slots__ = ("names", "items", "cond", "state", "limit")
+    __slots__ = ("names", "items", "cond", "state", "limit", "principal")
 
-    def __init__(self, names: frozenset[str] | None, limit: int) -> None:
+    def __init__(self, names: frozenset[str] | None, limit: int, principal: str = "") -> None:
         self.names = names
+        self.principal = principal
         self.items: collections.deque[pb.WatchMessage] = collections.deque()
         self.cond = threading.Condition(threading.Lock())
         self.state = _LIVE
@@ -125,6 +154,10 @@ class Session:
         self.last_seq = 0
         self.watchers: set[_Watcher] = set()
         self.gone = False
+        self.graph = DependencyGraph()
+        self.leases = Leases()
+        self.acl = AccessControl()
+        self.clients: dict[str, int] = {}  # connection id -> open watch streams
 
     def info(self, created: bool = False) -> pb.SessionInfo:
         return pb.SessionInfo(
@@ -218,6 +251,8 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
             )
         for seq, event in data.events:
             session.events.append((seq, _event_message(event)))
+        session.graph = DependencyGraph(data.meta.get("dependencies") or ())
+        session.acl = AccessControl(data.meta.get("owner") or "", data.meta.get("acl"))
         self.sessions[session.id] = session
 
     def _session(self, session_id: str, touch: bool = True) -> Session:
@@ -268,7 +303,10 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
                 session = Session(
                     sid, request.ttl_s or self.default_ttl_s, time.time(), self.event_limit
                 )
+                session.acl.owner = _caller(context).principal
                 self.store.save_session(sid, session.ttl_s, session.created_at)
+                if session.acl.owner:
+                    self.store.save_meta(sid, {"owner": session.acl.owner})
                 self.sessions[sid] = session
                 return session.info(created=True)
 
@@ -285,6 +323,8 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
             session = self.sessions.get(request.session_id)
             if session is None:
                 return pb.CleanupSessionResponse(existed=False)
+            with session.lock:
+                _require(session, context, "write")
             self._drop(session)
             return pb.CleanupSessionResponse(existed=True)
 
@@ -304,6 +344,11 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
 
         ``names`` are the variables ``mutate`` may touch (``None``: computed from
         the events), saved first so that a failed commit restores them exactly.
+        ``mutate`` may also return signal events (``SIGNAL_KINDS``: they change no
+        value). Every value write is followed, in the same atomic batch, by a
+        ``dependency_changed`` signal for each variable that transitively depends
+        on what it changed; a deletion takes the variable's edges, leases and
+        per-variable grants with it.
         Must be called with ``session.lock`` held.
         """
         table = session.table
@@ -315,6 +360,17 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
             saved = (dict(table.variables), dict(validators))
         events = mutate()
         try:
+            events = events + self._dependency_signals(session, events)
+            deleted = [e.name for e in events if e.kind == "deleted"]
+            graph = session.graph.without(deleted)
+            meta: dict[str, Any] = {}
+            if graph is not None:
+                meta["dependencies"] = graph.edges()
+            acl_changed = False
+            if deleted and any(
+                n in scopes for scopes in session.acl.grants.values() for n in deleted
+            ):
+                acl_changed = True
             results = []
             seq = session.last_seq
             durable = self.store.durable
@@ -324,13 +380,17 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
                 record = None if event.kind == "deleted" else table.variables[event.name]
                 if record is None:
                     deletes.append(event.name)
-                else:
+                elif event.kind not in SIGNAL_KINDS:
                     upserts.append(record)
                 results.append((seq, event, record))
                 if durable:
                     rows.append((seq, _event_dict(seq, event, record, index != len(events) - 1)))
+            if acl_changed:
+                acl = AccessControl(session.acl.owner, session.acl.to_json())
+                acl.forget_variables(deleted)
+                meta["acl"] = acl.to_json()
             if events:
-                self.store.commit(session.id, seq, upserts, deletes, rows)
+                self.store.commit(session.id, seq, upserts, deletes, rows, meta or None)
         except BaseException:
             if isinstance(saved, dict):
                 for name, (record, validator) in saved.items():
@@ -346,26 +406,74 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
                 validators.clear()
                 validators.update(saved[1])
             raise
+        if graph is not None:
+            session.graph = graph
+        if deleted:
+            session.leases.forget_variables(deleted)
+            session.acl.forget_variables(deleted)
         last = len(results) - 1
         out = []
         for index, (seq, event, record) in enumerate(results):
             session.last_seq = seq
+            signal = event.kind in SIGNAL_KINDS
             if record is None:
                 session.history.pop(event.name, None)
-            else:
+            elif not signal:
                 hist = session.history.get(event.name)
                 if hist is None or event.kind == "registered":
                     hist = session.history[event.name] = collections.deque(maxlen=HISTORY_LIMIT)
                 hist.append(record)
             record_pb = None if record is None else C.record_to_pb(record)
-            message = pb.WatchMessage(event=C.event_to_pb(seq, event, record, record_pb))
+            if signal:  # the event's own metadata, with the current record alongside
+                event_pb = C.event_to_pb(seq, event, None)
+                event_pb.record.CopyFrom(record_pb)
+            else:
+                event_pb = C.event_to_pb(seq, event, record, record_pb)
+            message = pb.WatchMessage(event=event_pb)
             if index != last:
                 message.event.more = True
             session.events.append((seq, message))
             for watcher in session.watchers:
                 watcher.push(event.name, message)
-            out.append((seq, event, record_pb))
+            if not signal:
+                out.append((seq, event, record_pb))
         return out
+
+    def _dependency_signals(self, session: Session, events: list[WatchEvent]) -> list[WatchEvent]:
+        """One ``dependency_changed`` event per (transitive) dependent of the values written."""
+        changed = [e.name for e in events if e.kind == "set"]
+        if not changed or not session.graph.deps:
+            return []
+        dependents = session.graph.dependents(changed)
+        if not dependents:
+            return []
+        table = session.table.variables
+        source = next(e.source for e in events if e.kind == "set")
+        now = time.time()
+        out = []
+        for name in session.graph.order(dependents):
+            record = table.get(name)
+            if record is None:
+                continue
+            out.append(
+                WatchEvent(
+                    name,
+                    record.value,
+                    record.value,
+                    record.version,
+                    source,
+                    now,
+                    "dependency_changed",
+                    {"dependencies": dependents[name]},
+                )
+            )
+        return out
+
+    def _signal(self, session: Session, events: list[WatchEvent]) -> None:
+        """Publish signal events (locks) in the session's sequence. Lock held."""
+        events = [e for e in events if e.name in session.table.variables]
+        if events:
+            self._write(session, [], lambda: events)
 
     def RegisterVariable(self, request, context):
         def run():
@@ -379,6 +487,7 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
                 source=request.source or "api",
             )
             with session.lock:
+                _require(session, context, "write", [record.name])
                 ((seq, _, stored),) = self._write(
                     session, [record.name], lambda: [session.table.register(record, validator)]
                 )
@@ -406,6 +515,8 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
                 ]
 
             with session.lock:
+                _require(session, context, "write", [name])
+                self._check_locks(session, context, [name])
                 ((seq, _, stored),) = self._write(session, [name], mutate)
             return pb.WriteResponse(record=stored, seq=seq)
 
@@ -430,6 +541,8 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
                 )[1]
 
             with session.lock:
+                _require(session, context, "write", order)
+                self._check_locks(session, context, order)
                 results = self._write(session, order, mutate)
             return pb.BatchWriteResponse(
                 records=[r for _, _, r in results],
@@ -442,6 +555,8 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
         def run():
             session = self._session(request.session_id)
             with session.lock:
+                _require(session, context, "write", [request.name])
+                self._check_locks(session, context, [request.name])
                 ((seq, event, _),) = self._write(
                     session,
                     [request.name],
@@ -455,7 +570,9 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
         def run():
             session = self._session(request.session_id)
             with session.lock:
+                _require(session, context, "write", [request.name])
                 session.table.get(request.name)  # VariableNotFound first
+                self._check_locks(session, context, [request.name])
                 past = [
                     r for r in session.history.get(request.name, ()) if r.version == request.version
                 ]
@@ -486,6 +603,12 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
             snapshot = C.loads(request.snapshot_json, "snapshot")
             source = request.source if request.HasField("source") else None
             with session.lock:
+                _require(session, context, "write")
+                if session.leases.by_id:
+                    touched = _snapshot_names(snapshot)
+                    if request.replace:
+                        touched |= set(session.table.variables)
+                    self._check_locks(session, context, sorted(touched))
                 results = self._write(
                     session,
                     None,
@@ -504,6 +627,7 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
         def run():
             session = self._session(request.session_id)
             with session.lock:
+                _require(session, context, "read", [request.name])
                 return C.record_to_pb(session.table.get(request.name))
 
         return _guard(context, run)
@@ -512,6 +636,7 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
         def run():
             session = self._session(request.session_id)
             with session.lock:
+                _require(session, context, "read", list(request.names))
                 records = [session.table.get(n) for n in request.names]
                 seq = session.last_seq
             return pb.VariablesResponse(records=[C.record_to_pb(r) for r in records], seq=seq)
@@ -522,6 +647,7 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
         def run():
             session = self._session(request.session_id)
             with session.lock:
+                _require(session, context, "read")
                 records, seq = session.table.records(), session.last_seq
             return pb.VariablesResponse(records=[C.record_to_pb(r) for r in records], seq=seq)
 
@@ -531,6 +657,7 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
         def run():
             session = self._session(request.session_id)
             with session.lock:
+                _require(session, context, "read", [request.name])
                 session.table.get(request.name)
                 records = list(session.history.get(request.name, ()))
             if request.limit:
@@ -543,8 +670,210 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
         def run():
             session = self._session(request.session_id)
             with session.lock:
+                _require(session, context, "read")
                 snapshot, seq = session.table.export(), session.last_seq
             return pb.ExportStateResponse(snapshot_json=C.dumps(snapshot), seq=seq)
+
+        return _guard(context, run)
+
+    # ------------------------------------------------------------------ dependencies
+
+    def _names_response(self, names: list[str]) -> pb.NamesResponse:
+        return pb.NamesResponse(names=names)
+
+    def AddDependency(self, request, context):
+        def run():
+            session = self._session(request.session_id)
+            with session.lock:
+                _require(session, context, "write", [request.name])
+                session.table.get(request.name)  # VariableNotFound
+                session.table.get(request.depends_on)
+                graph = DependencyGraph(session.graph.edges())
+                if graph.add(request.name, request.depends_on):  # CycleError: nothing changed
+                    self.store.save_meta(session.id, {"dependencies": graph.edges()})
+                    session.graph = graph
+                return self._names_response(session.graph.of(request.name))
+
+        return _guard(context, run)
+
+    def RemoveDependency(self, request, context):
+        def run():
+            session = self._session(request.session_id)
+            with session.lock:
+                _require(session, context, "write", [request.name])
+                session.table.get(request.name)
+                session.table.get(request.depends_on)
+                graph = DependencyGraph(session.graph.edges())
+                if graph.remove(request.name, request.depends_on):
+                    self.store.save_meta(session.id, {"dependencies": graph.edges()})
+                    session.graph = graph
+                return self._names_response(session.graph.of(request.name))
+
+        return _guard(context, run)
+
+    def GetDependencies(self, request, context):
+        def run():
+            session = self._session(request.session_id)
+            with session.lock:
+                _require(session, context, "read", [request.name])
+                session.table.get(request.name)
+                return self._names_response(session.graph.of(request.name))
+
+        return _guard(context, run)
+
+    def TopologicalOrder(self, request, context):
+        def run():
+            session = self._session(request.session_id)
+            with session.lock:
+                _require(session, context, "read")
+                return self._names_response(session.graph.order(session.table.variables))
+
+        return _guard(context, run)
+
+    # ------------------------------------------------------------------ optimizer locks
+
+    def _check_locks(self, session: Session, context: Any, names: list[str]) -> None:
+        """``LockedError`` if a write to ``names`` does not carry their lease. Lock held."""
+        if not session.leases.by_id:
+            return
+        self._expire_leases(session)
+        if session.leases.locked:
+            session.leases.check_free(names, _caller(context).leases)
+
+    def _expire_leases(self, session: Session, now: float | None = None) -> None:
+        """End overdue leases and tell watchers ("unlocked", reason "expired"). Lock held."""
+        if not session.leases.by_id:
+            return
+        for lease in session.leases.expired(time.time() if now is None else now):
+            names = session.leases.drop(lease)
+            self._signal(session, _lock_events(session, lease, names, "unlocked", "expired"))
+
+    def expire_leases(self, now: float | None = None) -> None:
+        for session in list(self.sessions.values()):
+            if session.leases.by_id:
+                with session.lock:
+                    if not session.gone:
+                        self._expire_leases(session, now)
+
+    def AcquireLock(self, request, context):
+        def run():
+            session = self._session(request.session_id)
+            names = list(dict.fromkeys(request.names))
+            if not names:
+                raise E.ValidationError("acquire_lock needs at least one variable name")
+            holder = request.holder
+            if not holder or len(holder) > 256:
+                raise E.ValidationError(f"holder must be 1..256 characters, got {holder!r}")
+            ttl_s = check_ttl(request.ttl_s)
+            caller = _caller(context)
+            with session.lock:
+                _require(session, context, "optimize", names)
+                for n in names:
+                    session.table.get(n)  # VariableNotFound
+                self._expire_leases(session)
+                lease = session.leases.acquire(names, holder, ttl_s, caller.client)
+                self._signal(session, _lock_events(session, lease, names, "locked", "acquired"))
+                return _lease_pb(lease)
+
+        return _guard(context, run)
+
+    def _lease(self, session: Session, lease_id: str) -> Any:
+        self._expire_leases(session)
+        lease = session.leases.get(lease_id)
+        if lease is None:
+            raise E.LockedError(
+                f"lease {lease_id!r} is not held (it expired, was released, or never existed)"
+            )
+        return lease
+
+    def RenewLock(self, request, context):
+        def run():
+            session = self._session(request.session_id)
+            with session.lock:
+                lease = self._lease(session, request.lease_id)
+                if request.ttl_s:
+                    lease.ttl_s = check_ttl(request.ttl_s)
+                lease.expires_at = time.time() + lease.ttl_s
+                return _lease_pb(lease)
+
+        return _guard(context, run)
+
+    def ReleaseLock(self, request, context):
+        def run():
+            session = self._session(request.session_id)
+            with session.lock:
+                self._expire_leases(session)
+                lease = session.leases.get(request.lease_id)
+                if lease is None:
+                    return pb.ReleaseLockResponse(released=False)
+                names = session.leases.drop(lease)
+                self._signal(session, _lock_events(session, lease, names, "unlocked", "released"))
+                return pb.ReleaseLockResponse(released=True)
+
+        return _guard(context, run)
+
+    def ListLocks(self, request, context):
+        def run():
+            session = self._session(request.session_id)
+            principal = _caller(context).principal
+            with session.lock:
+                self._expire_leases(session)
+                visible = {  # only the variables the caller may read
+                    n: h
+                    for n, h in session.leases.holders().items()
+                    if session.acl.allowed(principal, "read", n)
+                }
+                leases = [
+                    _lease_pb(lease)
+                    for lease in session.leases.by_id.values()
+                    if any(n in visible for n in lease.names)
+                ]
+            return pb.LocksResponse(holders=visible, leases=leases)
+
+        return _guard(context, run)
+
+    # ------------------------------------------------------------------ access control
+
+    def _permissions(self, session: Session, principal: str) -> pb.PermissionsResponse:
+        return pb.PermissionsResponse(permissions_json=C.dumps(session.acl.permissions(principal)))
+
+    def _change_acl(self, request, context, grant: bool):
+        session = self._session(request.session_id)
+        principal = check_principal(request.principal)
+        rights = check_rights(list(request.rights))
+        variable = request.variable or None
+        with session.lock:
+            session.acl.require_owner(_caller(context).principal, "change access rights")
+            if variable is not None:
+                session.table.get(variable)  # VariableNotFound
+            acl = AccessControl(session.acl.owner, session.acl.to_json())
+            if grant:
+                acl.grant(principal, rights, variable)
+            else:
+                acl.revoke(principal, rights, variable)
+                acl.enabled = True  # revoking is configuring too: never reopens the session
+            self.store.save_meta(session.id, {"acl": acl.to_json()})
+            session.acl = acl
+            for watcher in session.watchers:  # a stream may no longer be allowed
+                if not _may_observe(acl, watcher):
+                    watcher.end(_DENIED)
+            return self._permissions(session, principal)
+
+    def Grant(self, request, context):
+        return _guard(context, lambda: self._change_acl(request, context, True))
+
+    def Revoke(self, request, context):
+        return _guard(context, lambda: self._change_acl(request, context, False))
+
+    def GetPermissions(self, request, context):
+        def run():
+            session = self._session(request.session_id)
+            principal = check_principal(request.principal)
+            with session.lock:
+                caller = _caller(context).principal
+                if caller != principal and session.acl.enabled:
+                    session.acl.require_owner(caller, f"read the permissions of {principal!r}")
+                return self._permissions(session, principal)
 
         return _guard(context, run)
 
@@ -579,6 +908,8 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
             lm_config = C.loads_map(request.lm_config_json, "lm config") or {}
             if request.timeout_s < 0:
                 raise E.ValidationError(f"timeout_s must be >= 0, got {request.timeout_s}")
+            with session.lock:
+                _require(session, context, "read", sorted(set(request.bindings.values())))
 
             def lookup(name: str) -> tuple[Any, int]:
                 with session.lock:
@@ -604,10 +935,16 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
         try:
             session = self._session(request.session_id)
             names = frozenset(request.names) or None
-            watcher = _Watcher(names, self.watch_queue)
+            caller = _caller(context)
+            watcher = _Watcher(names, self.watch_queue, caller.principal)
+            client = caller.client
             with session.lock:
+                _require(session, context, "observe", None if names is None else sorted(names))
                 first = self._watch_start(session, request, names)
                 session.watchers.add(watcher)
+                if client:
+                    session.clients[client] = session.clients.get(client, 0) + 1
+                    session.leases.connected(client, True, time.time())
         except E.DSPexError as exc:
             _abort(context, exc)
             return
@@ -629,12 +966,27 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
                     )
                 if state == _GONE:
                     _abort(context, SessionNotFound(f"session {session.id!r} was cleaned up"))
+                if state == _DENIED:
+                    _abort(
+                        context,
+                        E.AccessDenied(
+                            f"the 'observe' right of {watcher.principal or 'this caller'!r} "
+                            f"on session {session.id!r} was revoked"
+                        ),
+                    )
                 if state != _LIVE:
                     return
         finally:
             with session.lock:
                 session.watchers.discard(watcher)
                 session.last_seen = time.time()
+                if client:
+                    left = session.clients.get(client, 1) - 1
+                    if left > 0:
+                        session.clients[client] = left
+                    else:  # its leases end after a short grace unless it comes back
+                        session.clients.pop(client, None)
+                        session.leases.connected(client, False, time.time())
 
     def _watch_start(
         self, session: Session, request: pb.WatchRequest, names: frozenset[str] | None
@@ -659,6 +1011,86 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
             if seq > after and (names is None or m.event.name in names)
         ]
         return [*backlog, pb.WatchMessage(caught_up=pb.CaughtUp(seq=session.last_seq))]
+
+
+class _Caller(NamedTuple):
+    principal: str
+    leases: frozenset[str]
+    client: str
+
+
+def _caller(context: grpc.ServicerContext) -> _Caller:
+    """Who is calling: ``dspex-principal``, ``dspex-lease`` and ``dspex-client`` metadata."""
+    principal, leases, client = "", frozenset(), ""
+    for key, value in context.invocation_metadata() or ():
+        if key == "dspex-principal":
+            principal = value
+        elif key == "dspex-lease":
+            leases = frozenset(x for x in value.split(",") if x)
+        elif key == "dspex-client":
+            client = value
+    return _Caller(principal, leases, client)
+
+
+def _require(
+    session: Session, context: grpc.ServicerContext, right: str, names: list[str] | None = None
+) -> None:
+    """``AccessDenied`` unless the caller has ``right`` (on every name, or session-wide)."""
+    acl = session.acl
+    if not acl.enabled:
+        return
+    principal = _caller(context).principal
+    if names is None:
+        acl.require(principal, right, None, session.id)
+    else:
+        for name in names:
+            acl.require(principal, right, name, session.id)
+
+
+def _lock_events(
+    session: Session, lease: Any, names: list[str], kind: str, reason: str
+) -> list[WatchEvent]:
+    now = time.time()
+    out = []
+    for name in names:
+        record = session.table.variables.get(name)
+        if record is not None:
+            out.append(
+                WatchEvent(
+                    name,
+                    record.value,
+                    record.value,
+                    record.version,
+                    lease.holder,
+                    now,
+                    kind,
+                    {"holder": lease.holder, "lease_id": lease.lease_id, "reason": reason},
+                )
+            )
+    return out
+
+
+def _may_observe(acl: AccessControl, watcher: _Watcher) -> bool:
+    if watcher.names is None:
+        return acl.allowed(watcher.principal, "observe")
+    return all(acl.allowed(watcher.principal, "observe", n) for n in watcher.names)
+
+
+def _lease_pb(lease: Any) -> pb.Lease:
+    return pb.Lease(
+        lease_id=lease.lease_id,
+        holder=lease.holder,
+        names=lease.names,
+        expires_at=lease.deadline(),
+        ttl_s=lease.ttl_s,
+    )
+
+
+def _snapshot_names(snapshot: Any) -> set[str]:
+    variables = snapshot.get("variables") if isinstance(snapshot, dict) else None
+    if not isinstance(variables, list):
+        return set()
+    return {v["name"] for v in variables if isinstance(v, dict) and isinstance(v.get("name"), str)}
 
 
 class _OutOfRange(E.ValidationError):
@@ -770,6 +1202,7 @@ class BridgeServer:
         while not self._stop.wait(1.0):
             try:
                 self.servicer.reap()
+                self.servicer.expire_leases()
             except Exception:
                 log.exception("session reaper failed")
 

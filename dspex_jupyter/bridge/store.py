@@ -35,6 +35,8 @@ class SessionData:
     variables: list[dict[str, Any]] = field(default_factory=list)
     history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    #: JSON-safe per-session settings: "dependencies" (edges), "owner", "acl".
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class Store:
@@ -59,9 +61,14 @@ class Store:
         upserts: Sequence[Variable],
         deletes: Sequence[str],
         events: Sequence[tuple[int, dict[str, Any]]],
+        meta: dict[str, Any] | None = None,
     ) -> None:
         """Persist one write: current records, deletions (their history goes too),
-        the history rows (= the upserted records) and the events, atomically."""
+        the history rows (= the upserted records), the events and changed session
+        settings (``meta``), atomically."""
+
+    def save_meta(self, session_id: str, meta: dict[str, Any]) -> None:
+        """Persist session settings (dependency edges, owner, ACL); key -> JSON-safe value."""
 
     def close(self) -> None:
         pass
@@ -90,6 +97,9 @@ class SqliteStore(Store):
     CREATE TABLE IF NOT EXISTS events (
         session TEXT NOT NULL, seq INTEGER NOT NULL, event TEXT NOT NULL,
         PRIMARY KEY (session, seq));
+    CREATE TABLE IF NOT EXISTS session_meta (
+        session TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (session, key));
     """
 
     def __init__(self, path: str, event_limit: int = 10_000) -> None:
@@ -122,6 +132,9 @@ class SqliteStore(Store):
             ):
                 if sid in sessions:
                     sessions[sid].history.setdefault(name, []).append(json.loads(record))
+            for sid, key, value in db.execute("SELECT session, key, value FROM session_meta"):
+                if sid in sessions:
+                    sessions[sid].meta[key] = json.loads(value)
             for data in sessions.values():
                 for name, rows in data.history.items():
                     data.history[name] = rows[-history_limit:]
@@ -150,6 +163,7 @@ class SqliteStore(Store):
                     ("variables", "session"),
                     ("history", "session"),
                     ("events", "session"),
+                    ("session_meta", "session"),
                 ):
                     db.execute(f"DELETE FROM {table} WHERE {key} = ?", (session_id,))
                 db.execute("COMMIT")
@@ -164,6 +178,7 @@ class SqliteStore(Store):
         upserts: Sequence[Variable],
         deletes: Sequence[str],
         events: Sequence[tuple[int, dict[str, Any]]],
+        meta: dict[str, Any] | None = None,
     ) -> None:
         with self._lock:
             db = self._db
@@ -191,12 +206,31 @@ class SqliteStore(Store):
                     [(session_id, seq, json.dumps(event)) for seq, event in events],
                 )
                 db.execute("UPDATE sessions SET last_seq = ? WHERE id = ?", (last_seq, session_id))
+                self._put_meta(session_id, meta)
                 self._commits += 1
                 if self._commits % 1000 == 0:
                     db.execute(
                         "DELETE FROM events WHERE session = ? AND seq <= ?",
                         (session_id, last_seq - self._event_limit),
                     )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def _put_meta(self, session_id: str, meta: dict[str, Any] | None) -> None:
+        for key, value in (meta or {}).items():
+            self._db.execute(
+                "INSERT OR REPLACE INTO session_meta (session, key, value) VALUES (?,?,?)",
+                (session_id, key, json.dumps(value)),
+            )
+
+    def save_meta(self, session_id: str, meta: dict[str, Any]) -> None:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                self._put_meta(session_id, meta)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

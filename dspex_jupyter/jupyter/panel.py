@@ -226,7 +226,7 @@ class Channel:
         def on_run(summary: Mapping[str, Any], cid: str = cid) -> None:
             self._on_run(cid, summary)
 
-        self._subscriptions[cid] = ctx.watch(None, on_event)
+        self._subscriptions[cid] = ctx.watch(None, on_event, signals=True)
         ctx.add_run_listener(on_run)
         self._run_listeners[cid] = on_run
 
@@ -297,6 +297,19 @@ class Channel:
         with self._lock:
             sent = self._sent_versions.get(cid)
             if self.closed or sent is None:
+                return
+            if event.kind in ("locked", "unlocked"):
+                # An optimizer took or left a lease (anywhere): resend the context's
+                # info and variables with the new holders, without waiting for a cell.
+                info = self._sent_info.get(cid)
+                if info is not None:
+                    try:
+                        context = self._context_json(cid, ctx, info["labels"])
+                    except DSPexError:
+                        return
+                    self._send({"type": "context", "context": context})
+                return
+            if event.kind == "dependency_changed":
                 return
             if event.kind == "deleted":
                 if sent.pop(event.name, None) is not None:

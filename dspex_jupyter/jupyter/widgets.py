@@ -34,8 +34,10 @@ How the sync stays loop-free and consistent:
 
 Locks exist only on the bridged backend: ``ctx.locks()`` is asked when the
 panel is built, when a change is applied (at most once a second) and when an
-edit is refused with ``LockedError``; ``refresh()`` asks on demand. A locked
-control is disabled and its row says who holds it.
+edit is refused with ``LockedError``; ``refresh()`` asks on demand. Between
+those, the ``locked`` / ``unlocked`` watch signals (``watch(..., signals=True)``)
+move the controls as soon as an optimizer anywhere takes or leaves a lease,
+without polling. A locked control is disabled and its row says who holds it.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from ..errors import DSPexError, LockedError, NotSupportedByBackend, VariableNotFound
-from ..variables.record import Variable, WatchEvent, to_json_value
+from ..variables.record import SIGNAL_KINDS, Variable, WatchEvent, to_json_value
 
 if TYPE_CHECKING:
     from ..context import Context
@@ -135,7 +137,7 @@ class VariablesWidget(w.VBox):
             for record in context.list():
                 self._add(record)
             self._layout_rows()
-        self._subscription = context.watch(None, self._on_event, include_initial=True)
+        self._subscription = context.watch(None, self._on_event, include_initial=True, signals=True)
         context.add_stop_callback(self._on_stop)
         self._update_header()
         self.refresh()
@@ -224,6 +226,15 @@ class VariablesWidget(w.VBox):
         """The single applier: runs on the watcher's dispatcher thread."""
         if self._closed:
             return
+        if event.kind in ("locked", "unlocked"):
+            holder = event.metadata.get("holder") if event.kind == "locked" else None
+            with self._lock:
+                if event.name in self.controls:
+                    self._apply_lock(event.name, holder)
+                    self._update_header()
+            return
+        if event.kind in SIGNAL_KINDS:
+            return  # dependency_changed: nothing to show
         with self._lock:
             if event.kind == "deleted":
                 if event.name in self._rows:
@@ -292,19 +303,22 @@ class VariablesWidget(w.VBox):
             log.debug("could not read locks: %s", exc)
             return
         with self._lock:
-            for name, control in self.controls.items():
-                holder = locks.get(name)
-                if self._locked.get(name) == holder and not force:
-                    continue
-                if holder is None:
-                    self._locked.pop(name, None)
-                else:
-                    self._locked[name] = holder
-                control.disabled = holder is not None or self._types[name] in _READ_ONLY
-                self.lock_labels[name].value = (
-                    "" if holder is None else f"&#128274; locked by {html.escape(str(holder))}"
-                )
+            for name in self.controls:
+                self._apply_lock(name, locks.get(name), force)
             self._update_header()
+
+    def _apply_lock(self, name: str, holder: str | None, force: bool = False) -> None:
+        """Disable ``name``'s control and say who holds it (``None``: free). Lock held."""
+        if self._locked.get(name) == holder and not force:
+            return
+        if holder is None:
+            self._locked.pop(name, None)
+        else:
+            self._locked[name] = holder
+        self.controls[name].disabled = holder is not None or self._types[name] in _READ_ONLY
+        self.lock_labels[name].value = (
+            "" if holder is None else f"&#128274; locked by {html.escape(str(holder))}"
+        )
 
     def _dspex_sync(self, timeout: float = 5.0) -> bool:
         """Wait until every change offered so far is on screen; True if it is."""

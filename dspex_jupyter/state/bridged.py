@@ -18,6 +18,21 @@ watcher" behaves exactly as on ``LocalState``. After a server restart the
 stream resumes from the last sequence number it applied, with no gap and no
 duplicate; if that position is no longer retained it re-reads a snapshot and
 tells watchers about every variable that changed meanwhile.
+
+The production features (SPEC §6) are server-enforced; this class only
+carries them:
+
+* dependencies: ``add_dependency`` / ``remove_dependency`` / ``dependencies`` /
+  ``topological_order``; dependents learn about a write from a
+  ``dependency_changed`` watch event (``watch(..., signals=True)``).
+* optimizer locks: ``acquire_lock`` returns a :class:`Lease`. While this
+  ``BridgedState`` holds a lease, every write it sends carries the lease id
+  (``dspex-lease`` call metadata), so writes made through it (through its
+  context) pass; writes from anyone else are refused with ``LockedError``.
+  ``with ctx.acquire_lock(...) as lease:`` releases it on exit.
+* access control: the client's principal (``Context.start(principal=...)``)
+  travels as ``dspex-principal`` metadata; ``grant`` / ``revoke`` /
+  ``permissions`` manage rights.
 """
 
 from __future__ import annotations
@@ -31,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from ..errors import ValidationError, VariableNotFound
-from ..variables.record import Variable, WatchEvent
+from ..variables.record import SIGNAL_KINDS, Variable, WatchEvent
 from ..variables.types import check_name, normalize_type
 from .provider import CORE_CAPABILITIES, StateProvider
 from .watch import Subscription, WatchFilter, WatchHub, check_watch_names, initial_event
@@ -39,7 +54,7 @@ from .watch import Subscription, WatchFilter, WatchHub, check_watch_names, initi
 if TYPE_CHECKING:
     from ..bridge.client import BridgeClient
 
-__all__ = ["BridgedState"]
+__all__ = ["BridgedState", "Lease"]
 
 log = logging.getLogger("dspex_jupyter.bridged")
 
@@ -47,6 +62,43 @@ log = logging.getLogger("dspex_jupyter.bridged")
 WRITE_DELIVERY_TIMEOUT_S = 10.0
 #: How long the constructor waits for the first snapshot (reads use the server until then).
 SYNC_TIMEOUT_S = 15.0
+
+
+class Lease:
+    """An optimizer's lease on some variables (``Context.acquire_lock``).
+
+    ``lease_id``, ``holder``, ``names``, ``expires_at`` (server clock, seconds
+    since the epoch) and ``ttl_s``. Writes through the ``BridgedState`` (the
+    context) that acquired it pass while it is held. Use it as a context
+    manager to release it on exit; :meth:`renew` pushes its expiry ``ttl_s``
+    further.
+    """
+
+    def __init__(self, state: BridgedState, msg: Any) -> None:
+        self._state = state
+        self.lease_id: str = msg.lease_id
+        self.holder: str = msg.holder
+        self.names: list[str] = list(msg.names)
+        self.ttl_s: float = msg.ttl_s
+        self.expires_at: float = msg.expires_at
+        self.released = False
+
+    def renew(self, ttl_s: float | None = None) -> Lease:
+        return self._state.renew_lock(self, ttl_s)
+
+    def release(self) -> None:
+        self._state.release_lock(self)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.released:
+            self.release()
+
+    def __repr__(self) -> str:
+        state = "released" if self.released else f"expires_at={self.expires_at:.0f}"
+        return f"<Lease {self.lease_id[:8]} by {self.holder!r} on {self.names} {state}>"
 
 
 class BridgedState(StateProvider):
@@ -97,18 +149,21 @@ class BridgedState(StateProvider):
         self._batch: list[Any] = []  # events of an atomic write still arriving
         self._closed = False
         self._call: Any = None
+        self._denied = False  # the stream was refused (no "observe" right): reads ask the server
+        self._leases: dict[str, Lease] = {}
+        self._lease_md: tuple[tuple[str, str], ...] = ()
         self._wake = threading.Event()
         self._thread = threading.Thread(
             target=self._stream_loop, name=f"dspex-bridged-{session_id[:8]}", daemon=True
         )
         self._thread.start()
         with self._cond:
-            self._cond.wait_for(lambda: self._live or self._closed, SYNC_TIMEOUT_S)
+            self._cond.wait_for(lambda: self._live or self._closed or self._denied, SYNC_TIMEOUT_S)
 
     # ------------------------------------------------------------------ plumbing
 
     def capabilities(self) -> frozenset[str]:
-        return CORE_CAPABILITIES | {"history"}
+        return CORE_CAPABILITIES | {"history", "dependencies", "locks", "access_control"}
 
     @property
     def live(self) -> bool:
@@ -116,7 +171,7 @@ class BridgedState(StateProvider):
         return self._live
 
     def _rpc(self, method: str, request: Any) -> Any:
-        return self.client.call(method, request)
+        return self.client.call(method, request, extra_metadata=self._lease_md)
 
     def _record(self, msg: Any) -> Variable:
         return self._c.record_from_pb(msg)
@@ -168,13 +223,19 @@ class BridgedState(StateProvider):
                     elif kind == "caught_up":
                         with self._cond:
                             self._live = True
+                            self._denied = False
                             self._cond.notify_all()
                     backoff, last_logged = 0.05, None
             except grpc.RpcError as err:
                 if self._closed:
                     break
                 code = err.code()
-                if code == grpc.StatusCode.OUT_OF_RANGE:
+                if code == grpc.StatusCode.PERMISSION_DENIED:
+                    with self._cond:  # no "observe" right (yet): serve reads from the server
+                        self._denied = True
+                        self._cond.notify_all()
+                    backoff = 5.0  # a grant may come later
+                elif code == grpc.StatusCode.OUT_OF_RANGE:
                     resync = True  # our position is gone: re-read a snapshot
                 elif code == grpc.StatusCode.RESOURCE_EXHAUSTED:
                     backoff = 0.0  # we fell behind: resume at once from our last seq
@@ -194,7 +255,7 @@ class BridgedState(StateProvider):
                 self._cond.notify_all()
             if self._closed or self._wake.wait(backoff):
                 break
-            backoff = min(max(backoff * 2, 0.05), 1.0)
+            backoff = min(max(backoff * 2, 0.05), 5.0 if self._denied else 1.0)
 
     def _on_event(self, msg: Any) -> None:
         if msg.more:  # part of an atomic batch: apply it whole, with its last event
@@ -209,6 +270,10 @@ class BridgedState(StateProvider):
                 self._seq = seq
                 name = event.name
                 cached = self._cache.get(name)
+                if event.kind in SIGNAL_KINDS:  # no value change: only watchers care
+                    if self._hub:
+                        self._hub.publish(self._c.event_from_pb(event, None))
+                    continue
                 if seq > self._cache_seq.get(name, 0):
                     self._cache_seq[name] = seq
                     if event.kind == "deleted":
@@ -242,6 +307,7 @@ class BridgedState(StateProvider):
             self._seq = max(self._seq, snap.seq) if not resync else snap.seq
             self._synced = True
             self._live = True
+            self._denied = False
             self._cond.notify_all()
 
     def _publish_diff(self, old: Mapping[str, Variable], new: Mapping[str, Variable]) -> None:
@@ -464,6 +530,152 @@ class BridgedState(StateProvider):
         self._after_write([(reply.seq, name, record)])
         return record
 
+    # ------------------------------------------------------------------ dependencies
+
+    def _names(self, method: str, request: Any) -> list[str]:
+        return list(self._rpc(method, request).names)
+
+    def _dependency_request(self, name: Any, depends_on: Any = "") -> Any:
+        for value in (name, depends_on):
+            if not isinstance(value, str):
+                raise VariableNotFound(str(value), self._cache)
+        return self._pb.DependencyRequest(
+            session_id=self.session_id, name=name, depends_on=depends_on
+        )
+
+    def add_dependency(self, name: str, depends_on: str) -> None:
+        """``name`` depends on ``depends_on``; ``CycleError`` (naming the cycle) if that closes one."""
+        self._names("AddDependency", self._dependency_request(name, depends_on))
+
+    def remove_dependency(self, name: str, depends_on: str) -> None:
+        self._names("RemoveDependency", self._dependency_request(name, depends_on))
+
+    def dependencies(self, name: str) -> list[str]:
+        """What ``name`` directly depends on, sorted."""
+        return self._names("GetDependencies", self._dependency_request(name))
+
+    def topological_order(self) -> list[str]:
+        """Every variable, each after everything it depends on (ties by name)."""
+        return self._names("TopologicalOrder", self._pb.SessionRequest(session_id=self.session_id))
+
+    # ------------------------------------------------------------------ optimizer locks
+
+    def _set_leases(self) -> None:
+        ids = ",".join(self._leases)
+        self._lease_md = (("dspex-lease", ids),) if ids else ()
+
+    def acquire_lock(self, names: Iterable[str], holder: str, ttl_s: float = 30.0) -> Lease:
+        """Lease ``names`` for ``holder``, all or none (``LockedError`` naming the other holder).
+
+        Until it is released or expires (after ``ttl_s`` unless renewed, or a few
+        seconds after this client's connection is gone), only writes sent through
+        this ``BridgedState`` may change those variables.
+        """
+        if isinstance(names, str):
+            names = [names]
+        try:
+            names = list(names)
+        except TypeError:
+            raise ValidationError(f"acquire_lock expects variable names, got {names!r}") from None
+        if not all(isinstance(n, str) for n in names):
+            bad = next(n for n in names if not isinstance(n, str))
+            raise VariableNotFound(str(bad), self._cache)
+        if not isinstance(holder, str):
+            raise ValidationError(f"holder must be a string, got {holder!r}")
+        if not isinstance(ttl_s, (int, float)) or isinstance(ttl_s, bool):
+            raise ValidationError(f"ttl_s must be a number, got {ttl_s!r}")
+        reply = self._rpc(
+            "AcquireLock",
+            self._pb.AcquireLockRequest(
+                session_id=self.session_id, names=names, holder=holder, ttl_s=float(ttl_s)
+            ),
+        )
+        lease = Lease(self, reply)
+        with self._cond:
+            self._leases[lease.lease_id] = lease
+            self._set_leases()
+        return lease
+
+    def _lease_id(self, lease: Any) -> str:
+        lease_id = lease if isinstance(lease, str) else getattr(lease, "lease_id", None)
+        if not isinstance(lease_id, str) or not lease_id:
+            raise ValidationError(f"expected a lease from acquire_lock, got {lease!r}")
+        return lease_id
+
+    def renew_lock(self, lease: Lease | str, ttl_s: float | None = None) -> Lease:
+        """Push the lease's expiry ``ttl_s`` (default: its own) from now."""
+        lease_id = self._lease_id(lease)
+        if ttl_s is not None and (not isinstance(ttl_s, (int, float)) or isinstance(ttl_s, bool)):
+            raise ValidationError(f"ttl_s must be a number, got {ttl_s!r}")
+        reply = self._rpc(
+            "RenewLock",
+            self._pb.LeaseRequest(
+                session_id=self.session_id, lease_id=lease_id, ttl_s=float(ttl_s or 0)
+            ),
+        )
+        held = self._leases.get(lease_id)
+        if held is None:
+            held = Lease(self, reply)
+        held.expires_at, held.ttl_s = reply.expires_at, reply.ttl_s
+        return held
+
+    def release_lock(self, lease: Lease | str) -> None:
+        """Release a lease (no error if it already expired)."""
+        lease_id = self._lease_id(lease)
+        self._rpc(
+            "ReleaseLock", self._pb.LeaseRequest(session_id=self.session_id, lease_id=lease_id)
+        )
+        with self._cond:
+            held = self._leases.pop(lease_id, None)
+            self._set_leases()
+        for obj in (held, lease):
+            if isinstance(obj, Lease):
+                obj.released = True
+
+    def locks(self) -> dict[str, str]:
+        """Leased variables (that this principal may read) -> holder."""
+        reply = self._rpc("ListLocks", self._pb.SessionRequest(session_id=self.session_id))
+        return dict(sorted(reply.holders.items()))
+
+    # ------------------------------------------------------------------ access control
+
+    def _acl(self, method: str, principal: Any, rights: Any, variable: Any) -> None:
+        if isinstance(rights, str):
+            rights = [rights]
+        if not isinstance(rights, Iterable) or not all(isinstance(r, str) for r in rights):
+            raise ValidationError(f"rights must be a list of right names, got {rights!r}")
+        if not isinstance(principal, str):
+            raise ValidationError(f"principal must be a string, got {principal!r}")
+        if variable is not None and not isinstance(variable, str):
+            raise VariableNotFound(str(variable), self._cache)
+        self._rpc(
+            method,
+            self._pb.GrantRequest(
+                session_id=self.session_id,
+                principal=principal,
+                rights=list(rights),
+                variable=variable or "",
+            ),
+        )
+
+    def grant(self, principal: str, rights: Iterable[str], variable: str | None = None) -> None:
+        """Give ``principal`` rights (read/write/observe/optimize) on the session or one
+        variable. Only the session owner may; the first grant turns access control on."""
+        self._acl("Grant", principal, rights, variable)
+
+    def revoke(self, principal: str, rights: Iterable[str], variable: str | None = None) -> None:
+        self._acl("Revoke", principal, rights, variable)
+
+    def permissions(self, principal: str) -> dict[str, list[str]]:
+        """``{"*": session-wide rights, variable: rights, ...}`` of ``principal``."""
+        if not isinstance(principal, str):
+            raise ValidationError(f"principal must be a string, got {principal!r}")
+        reply = self._rpc(
+            "GetPermissions",
+            self._pb.PermissionsRequest(session_id=self.session_id, principal=principal),
+        )
+        return self._c.loads(reply.permissions_json, "permissions")
+
     # ------------------------------------------------------------------ module execution
 
     def execute_module(
@@ -508,9 +720,12 @@ class BridgedState(StateProvider):
         include_initial: bool = False,
         filter: WatchFilter | None = None,
         debounce_ms: float = 0,
+        signals: bool = False,
     ) -> Subscription:
         names = check_watch_names(names)
-        subscription = Subscription(names, callback, filter=filter, debounce_ms=debounce_ms)
+        subscription = Subscription(
+            names, callback, filter=filter, debounce_ms=debounce_ms, signals=signals
+        )
         try:
             with self._cond:
                 if self._live:
@@ -552,6 +767,13 @@ class BridgedState(StateProvider):
         return self._rpc("Heartbeat", self._pb.SessionRequest(session_id=self.session_id))
 
     def close(self) -> None:
+        for lease in list(self._leases.values()):  # a clean exit frees its leases at once
+            if self._closed or not getattr(self.client, "ready", True):
+                break  # unreachable: the server ends them when this connection is gone
+            try:
+                self.release_lock(lease)
+            except Exception:
+                log.debug("release of lease %s failed", lease.lease_id, exc_info=True)
         with self._cond:
             if self._closed:
                 return

@@ -132,9 +132,12 @@ class LocalState(StateProvider):
         include_initial: bool = False,
         filter: WatchFilter | None = None,
         debounce_ms: float = 0,
+        signals: bool = False,
     ) -> Subscription:
         names = check_watch_names(names)
-        subscription = Subscription(names, callback, filter=filter, debounce_ms=debounce_ms)
+        subscription = Subscription(
+            names, callback, filter=filter, debounce_ms=debounce_ms, signals=signals
+        )
         with self._lock:
             try:
                 current = [self.get(n) for n in names] if names is not None else self.list()

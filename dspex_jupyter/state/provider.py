@@ -117,8 +117,12 @@ class StateProvider(ABC):
         include_initial: bool = False,
         filter: WatchFilter | None = None,
         debounce_ms: float = 0,
+        signals: bool = False,
     ) -> Subscription:
-        """Deliver changes of ``names`` (``None``: every variable, present and future)."""
+        """Deliver changes of ``names`` (``None``: every variable, present and future).
+
+        ``signals=True`` also delivers the events that change no value
+        (``dependency_changed``, ``locked``, ``unlocked``; see ``SIGNAL_KINDS``)."""
 
     @abstractmethod
     def unwatch(self, handle: Subscription) -> bool:

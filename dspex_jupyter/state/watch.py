@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import ValidationError
-from ..variables.record import Variable, WatchEvent
+from ..variables.record import SIGNAL_KINDS, Variable, WatchEvent
 
 __all__ = [
     "Subscription",
@@ -52,6 +52,7 @@ class Subscription:
         *,
         filter: WatchFilter | None = None,
         debounce_ms: float = 0,
+        signals: bool = False,
     ) -> None:
         if not callable(callback):
             raise ValidationError(f"watch callback must be callable, got {callback!r}")
@@ -62,6 +63,8 @@ class Subscription:
         self.callback = callback
         self.filter = filter
         self.debounce = debounce_ms / 1000.0
+        #: Also deliver the signal kinds (``dependency_changed``, ``locked``, ``unlocked``).
+        self.signals = bool(signals)
         self.errors = 0
         self.last_error: BaseException | None = None
         self.delivered = 0
@@ -84,6 +87,13 @@ class Subscription:
     def offer(self, event: WatchEvent) -> None:
         """Queue an event unless it was already seen; never blocks on the callback."""
         if self._closed or (self.names is not None and event.name not in self.names):
+            return
+        if event.kind in SIGNAL_KINDS:  # no version of their own: never deduplicated
+            if not self.signals:
+                return
+            with self._idle:
+                self._pending += 1
+            self._queue.put(event)
             return
         with self._offer_lock:
             if event.kind != "initial":
@@ -186,10 +196,11 @@ class Subscription:
 
 def _coalesce(events: list[WatchEvent]) -> list[WatchEvent]:
     """Per variable, one event with the first old value and the latest new value."""
-    merged: dict[str, WatchEvent] = {}
+    merged: dict[Any, WatchEvent] = {}
     for event in events:
-        first = merged.pop(event.name, None)
-        merged[event.name] = event if first is None else event._replace(old_value=first.old_value)
+        key = (event.name, event.kind) if event.kind in SIGNAL_KINDS else event.name
+        first = merged.pop(key, None)
+        merged[key] = event if first is None else event._replace(old_value=first.old_value)
     return list(merged.values())
 
 

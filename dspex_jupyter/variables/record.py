@@ -6,9 +6,15 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-__all__ = ["Variable", "WatchEvent", "to_json_value", "freeze"]
+__all__ = ["Variable", "WatchEvent", "to_json_value", "freeze", "SIGNAL_KINDS"]
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+#: Watch event kinds that tell about a variable without changing its value or
+#: version (bridged backend only; delivered to ``watch(..., signals=True)``):
+#: ``dependency_changed`` (metadata ``{"dependencies": [names]}``), ``locked`` and
+#: ``unlocked`` (metadata ``{"holder", "lease_id", "reason"}``).
+SIGNAL_KINDS = frozenset({"dependency_changed", "locked", "unlocked"})
 
 
 def freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -61,7 +67,9 @@ class Variable(NamedTuple):
 
 class WatchEvent(NamedTuple):
     """What a watcher receives. ``kind`` is one of ``initial``, ``registered``,
-    ``set`` or ``deleted``; for ``deleted`` the ``new_value`` is ``None``."""
+    ``set`` or ``deleted``; for ``deleted`` the ``new_value`` is ``None``. Watchers
+    that ask for ``signals=True`` also get the :data:`SIGNAL_KINDS`, which carry
+    the variable's current value (as old and new) and version."""
 
     name: str
     old_value: Any

@@ -65,7 +65,10 @@ def test_a_bridged_state_past_the_retained_window_resyncs_from_a_snapshot():
         assert _wait_until(lambda: "other" not in [v.name for v in slow.list()])
         versions = [e.version for e in seen.events if e.name == "s"]
         assert versions == sorted(set(versions)) and versions[-1] == final  # ordered, no dup
-        assert any(e.name == "other" and e.kind == "deleted" for e in seen.events)
+        # the cache drops "other" before the dispatcher thread calls back: wait for it
+        assert _wait_until(
+            lambda: any(e.name == "other" and e.kind == "deleted" for e in seen.events)
+        )
     finally:
         slow.close()
         writer.close()

@@ -81,6 +81,59 @@ def test_another_process_moves_widgets_and_traits_with_no_write_back(bctx, serve
     bctx.unwatch(handle)
 
 
+LOCKING_PROCESS = textwrap.dedent(
+    """
+    import sys
+    from dspex_jupyter import Context
+    ctx = Context.start(bridge=sys.argv[1], token=sys.argv[2], session_id=sys.argv[3])
+    lease = ctx.acquire_lock(["temperature"], "optimizer-7", ttl_s=600)
+    print("HELD", flush=True)
+    sys.stdin.readline()  # hold the lease until told to release it
+    ctx.set("temperature", 1.1)  # the holder may write
+    lease.release()
+    print("RELEASED", flush=True)
+    sys.stdin.readline()
+    ctx.stop()
+    """
+)
+
+
+def test_a_lease_taken_elsewhere_disables_the_widget_and_names_its_holder(bctx, server):
+    """Real locks: another process leases a variable; the lock events move the panel
+    (no refresh, no cell), and an edit meanwhile is refused and snaps back."""
+    panel = bctx.widgets()
+    assert not panel.controls["temperature"].disabled
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOCKING_PROCESS, server.address, server.token, bctx.session_id],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "HELD"
+        assert wait_until(lambda: panel.controls["temperature"].disabled, 60)
+        assert "optimizer-7" in panel.lock_labels["temperature"].value
+        assert not panel.controls["model"].disabled
+        assert bctx.locks() == {"temperature": "optimizer-7"}
+        panel.controls["temperature"].set_state({"value": 1.5})  # e.g. a stale front end
+        assert bctx.get("temperature") == 0.7
+        assert panel.controls["temperature"].value == 0.7
+        assert "optimizer-7" in panel.message.value
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "RELEASED"
+        assert wait_until(lambda: not panel.controls["temperature"].disabled, 60)
+        assert panel.lock_labels["temperature"].value == ""
+        assert wait_until(lambda: panel.controls["temperature"].value == 1.1, 60)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.wait(120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_widget_edit_on_the_bridged_backend(bctx):
     panel = bctx.widgets()
     sets = []

@@ -7,7 +7,6 @@ import threading
 import ipywidgets as w
 import pytest
 
-from dspex_jupyter import Context
 from dspex_jupyter.jupyter import sync
 
 from .conftest import wait_until
@@ -162,34 +161,6 @@ def test_concurrent_edits_and_writers_converge(ctx, edits_on):
     assert sync(ctx)
     assert panel.controls["steps"].value == ctx.get("steps")
     assert f"v{ctx.variable('steps').version}<" in panel.versions["steps"].value
-
-
-class _LockingContext(Context):
-    """A local context that reports a lock, as the bridged backend would."""
-
-    held: dict[str, str] = {}
-
-    def locks(self):
-        return dict(self.held)
-
-
-def test_locked_variable_is_disabled_and_names_its_holder():
-    ctx = _LockingContext(name="locks")
-    try:
-        ctx.defvariable("temperature", "float", initial=0.7, constraints={"min": 0, "max": 2})
-        ctx.defvariable("steps", "int", initial=1)
-        _LockingContext.held = {"temperature": "optimizer-7"}
-        panel = ctx.widgets()
-        assert panel.controls["temperature"].disabled
-        assert "optimizer-7" in panel.lock_labels["temperature"].value
-        assert not panel.controls["steps"].disabled
-        _LockingContext.held = {}
-        panel.refresh()
-        assert not panel.controls["temperature"].disabled
-        assert panel.lock_labels["temperature"].value == ""
-    finally:
-        _LockingContext.held = {}
-        ctx.stop()
 
 
 def test_stopping_the_context_disables_the_panel(ctx):

@@ -6,6 +6,9 @@ client (tests/panel/kernel_client.py).
 
 from __future__ import annotations
 
+from dspex_jupyter import Context
+from dspex_jupyter.bridge.testing import ServerProcess
+
 from .kernel_client import KernelSession, register_code
 
 
@@ -271,28 +274,44 @@ def test_load_ext_registers_the_panel() -> None:
 
 
 def test_lock_holders_are_shown(kernel: KernelSession) -> None:
-    """Locks exist on the bridged backend only; here the context's ``locks()`` is
-    replaced on the instance so the panel's plumbing (context info -> variable
-    ``lock``) is exercised on a real kernel."""
-    kernel.execute(register_code(), silent=True)
-    kernel.execute(
-        "from dspex_jupyter import Context, Variables\n"
-        "lock_ctx = Context.start(name='locks')\n"
-        "Variables.defvariable(lock_ctx, 'temperature', 'float', initial=0.5)\n"
-    )
-    panel = kernel.open_panel()
-    ctx = by_label(panel.next()["contexts"], "lock_ctx")
-    assert ctx["locks"] == {} and variable(ctx, "temperature")["lock"] is None
-    kernel.execute("lock_ctx.locks = lambda: {'temperature': 'optimizer-7'}")
-    changed = panel.wait_for(lambda m: m["type"] == "context" and m["context"]["id"] == ctx["id"])
-    assert changed["context"]["locks"] == {"temperature": "optimizer-7"}
-    assert variable(changed["context"], "temperature")["lock"] == "optimizer-7"
-    kernel.execute("lock_ctx.set('temperature', 0.6)")
-    delta = panel.wait_for(lambda m: m["type"] == "variable")
-    assert delta["variable"]["lock"] == "optimizer-7"
-    kernel.execute("del lock_ctx.locks")
-    released = panel.wait_for(lambda m: m["type"] == "context" and m["context"]["id"] == ctx["id"])
-    assert released["context"]["locks"] == {}
-    assert variable(released["context"], "temperature")["lock"] is None
-    assert_contiguous(panel)
-    panel.close()
+    """Real locks: the kernel's context is bridged to a server this test started; an
+    optimizer in this (other) process leases a variable, and the lock events reach
+    the panel with no cell running in the kernel."""
+    server = ServerProcess("memory")
+    optimizer = None
+    try:
+        kernel.execute(register_code(), silent=True)
+        kernel.execute(
+            "from dspex_jupyter import Context, Variables\n"
+            f"lock_ctx = Context.start(name='locks', bridge={server.address!r}, "
+            f"token={server.token!r})\n"
+            "Variables.defvariable(lock_ctx, 'temperature', 'float', initial=0.5)\n"
+        )
+        sid = kernel.evaluate("lock_ctx.session_id")
+        panel = kernel.open_panel()
+        ctx = by_label(panel.next()["contexts"], "lock_ctx")
+        assert ctx["backend"] == "bridged"
+        assert ctx["locks"] == {} and variable(ctx, "temperature")["lock"] is None
+        optimizer = Context.start(bridge=server.address, token=server.token, session_id=sid)
+        lease = optimizer.acquire_lock(["temperature"], "optimizer-7", ttl_s=600)
+        changed = panel.wait_for(
+            lambda m: m["type"] == "context" and m["context"]["id"] == ctx["id"]
+        )
+        assert changed["context"]["locks"] == {"temperature": "optimizer-7"}
+        assert variable(changed["context"], "temperature")["lock"] == "optimizer-7"
+        optimizer.set("temperature", 0.6)  # the holder writes
+        delta = panel.wait_for(lambda m: m["type"] == "variable")
+        assert delta["variable"]["lock"] == "optimizer-7" and delta["variable"]["value"] == 0.6
+        lease.release()
+        released = panel.wait_for(
+            lambda m: m["type"] == "context" and m["context"]["id"] == ctx["id"]
+        )
+        assert released["context"]["locks"] == {}
+        assert variable(released["context"], "temperature")["lock"] is None
+        assert_contiguous(panel)
+        panel.close()
+        kernel.execute("lock_ctx.stop()")
+    finally:
+        if optimizer is not None:
+            optimizer.stop()
+        server.stop()

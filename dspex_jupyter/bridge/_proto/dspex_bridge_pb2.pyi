@@ -320,3 +320,102 @@ class ExecuteModuleResponse(_message.Message):
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     result_json: str
     def __init__(self, result_json: _Optional[str] = ...) -> None: ...
+
+class DependencyRequest(_message.Message):
+    __slots__ = ("session_id", "name", "depends_on")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    name: str
+    depends_on: str
+    def __init__(self, session_id: _Optional[str] = ..., name: _Optional[str] = ..., depends_on: _Optional[str] = ...) -> None: ...
+
+class NamesResponse(_message.Message):
+    __slots__ = ("names",)
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AcquireLockRequest(_message.Message):
+    __slots__ = ("session_id", "names", "holder", "ttl_s")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    TTL_S_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    names: _containers.RepeatedScalarFieldContainer[str]
+    holder: str
+    ttl_s: float
+    def __init__(self, session_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., holder: _Optional[str] = ..., ttl_s: _Optional[float] = ...) -> None: ...
+
+class Lease(_message.Message):
+    __slots__ = ("lease_id", "holder", "names", "expires_at", "ttl_s")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    TTL_S_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    holder: str
+    names: _containers.RepeatedScalarFieldContainer[str]
+    expires_at: float
+    ttl_s: float
+    def __init__(self, lease_id: _Optional[str] = ..., holder: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., expires_at: _Optional[float] = ..., ttl_s: _Optional[float] = ...) -> None: ...
+
+class LeaseRequest(_message.Message):
+    __slots__ = ("session_id", "lease_id", "ttl_s")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    TTL_S_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    lease_id: str
+    ttl_s: float
+    def __init__(self, session_id: _Optional[str] = ..., lease_id: _Optional[str] = ..., ttl_s: _Optional[float] = ...) -> None: ...
+
+class ReleaseLockResponse(_message.Message):
+    __slots__ = ("released",)
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    released: bool
+    def __init__(self, released: _Optional[bool] = ...) -> None: ...
+
+class LocksResponse(_message.Message):
+    __slots__ = ("holders", "leases")
+    class HoldersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    HOLDERS_FIELD_NUMBER: _ClassVar[int]
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    holders: _containers.ScalarMap[str, str]
+    leases: _containers.RepeatedCompositeFieldContainer[Lease]
+    def __init__(self, holders: _Optional[_Mapping[str, str]] = ..., leases: _Optional[_Iterable[_Union[Lease, _Mapping]]] = ...) -> None: ...
+
+class GrantRequest(_message.Message):
+    __slots__ = ("session_id", "principal", "rights", "variable")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    RIGHTS_FIELD_NUMBER: _ClassVar[int]
+    VARIABLE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    principal: str
+    rights: _containers.RepeatedScalarFieldContainer[str]
+    variable: str
+    def __init__(self, session_id: _Optional[str] = ..., principal: _Optional[str] = ..., rights: _Optional[_Iterable[str]] = ..., variable: _Optional[str] = ...) -> None: ...
+
+class PermissionsRequest(_message.Message):
+    __slots__ = ("session_id", "principal")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    principal: str
+    def __init__(self, session_id: _Optional[str] = ..., principal: _Optional[str] = ...) -> None: ...
+
+class PermissionsResponse(_message.Message):
+    __slots__ = ("permissions_json",)
+    PERMISSIONS_JSON_FIELD_NUMBER: _ClassVar[int]
+    permissions_json: str
+    def __init__(self, permissions_json: _Optional[str] = ...) -> None: ...

@@ -121,6 +121,61 @@ class DSPexBridgeStub:
                 request_serializer=dspex__bridge__pb2.ExecuteModuleRequest.SerializeToString,
                 response_deserializer=dspex__bridge__pb2.ExecuteModuleResponse.FromString,
                 _registered_method=True)
+        self.AddDependency = channel.unary_unary(
+                '/dspex.bridge.v1.DSPexBridge/AddDependency',
+                request_serializer=dspex__bridge__pb2.DependencyRequest.SerializeToString,
+                response_deserializer=dspex__bridge__pb2.NamesResponse.FromString,
+                _registered_method=True)
+        self.RemoveDependency = channel.unary_unary(
+                '/dspex.bridge.v1.DSPexBridge/RemoveDependency',
+                request_serializer=dspex__bridge__pb2.DependencyRequest.SerializeToString,
+                response_deserializer=dspex__bridge__pb2.NamesResponse.FromString,
+                _registered_method=True)
+        self.GetDependencies = channel.unary_unary(
+                '/dspex.bridge.v1.DSPexBridge/GetDependencies',
+                request_serializer=dspex__bridge__pb2.DependencyRequest.SerializeToString,
+                response_deserializer=dspex__bridge__pb2.NamesResponse.FromString,
+                _registered_method=True)
+        self.TopologicalOrder = channel.unary_unary(
+                '/dspex.bridge.v1.DSPexBridge/TopologicalOrder',
+                request_serializer=dspex__bridge__pb2.SessionRequest.SerializeToString,
+                response_deserializer=dspex__bridge__pb2.NamesResponse.FromString,
+                _registered_method=True)
+        self.AcquireLock = channel.unary_unary(
+                '/dspex.bridge.v1.DSPexBridge/AcquireLock',
+                request_serializer=dspex__bridge__pb2.AcquireLockRequest.SerializeToString,
+                response_deserializer=dspex__bridge__pb2.Lease.FromString,
+                _registered_method=True)
+        self.RenewLock = channel.unary_unary(
+                '/dspex.bridge.v1.DSPexBridge/RenewLock',
+                request_serializer=dspex__bridge__pb2.LeaseRequest.SerializeToString,
+                response_deserializer=dspex__bridge__pb2.Lease.FromString,
+                _registered_method=True)
+        self.ReleaseLock = channel.unary_unary(
+                '/dspex.bridge.v1.DSPexBridge/ReleaseLock',
+                request_serializer=dspex__bridge__pb2.LeaseRequest.SerializeToString,
+                response_deserializer=dspex__bridge__pb2.ReleaseLockResponse.FromString,
+                _registered_method=True)
+        self.ListLocks = channel.unary_unary(
+                '/dspex.bridge.v1.DSPexBridge/ListLocks',
+                request_serializer=dspex__bridge__pb2.SessionRequest.SerializeToString,
+                response_deserializer=dspex__bridge__pb2.LocksResponse.FromString,
+                _registered_method=True)
+        self.Grant = channel.unary_unary(
+                '/dspex.bridge.v1.DSPexBridge/Grant',
+                request_serializer=dspex__bridge__pb2.GrantRequest.SerializeToString,
+                response_deserializer=dspex__bridge__pb2.PermissionsResponse.FromString,
+                _registered_method=True)
+        self.Revoke = channel.unary_unary(
+                '/dspex.bridge.v1.DSPexBridge/Revoke',
+                request_serializer=dspex__bridge__pb2.GrantRequest.SerializeToString,
+                response_deserializer=dspex__bridge__pb2.PermissionsResponse.FromString,
+                _registered_method=True)
+        self.GetPermissions = channel.unary_unary(
+                '/dspex.bridge.v1.DSPexBridge/GetPermissions',
+                request_serializer=dspex__bridge__pb2.PermissionsRequest.SerializeToString,
+                response_deserializer=dspex__bridge__pb2.PermissionsResponse.FromString,
+                _registered_method=True)
 
 
 class DSPexBridgeServicer:
@@ -230,11 +285,78 @@ class DSPexBridgeServicer:
     def ExecuteModule(self, request, context):
         """module execution (bridge/execution.py, bridge/workers.py)
         Reserved: rpc StreamModule(ExecuteModuleRequest) returns (stream ModuleEvent);
-        Reserved for the production features of SPEC §6:
-        dependencies:    AddDependency, RemoveDependency, GetDependencies, TopologicalOrder
-        optimizer locks: AcquireLock, RenewLock, ReleaseLock, ListLocks
-        access control:  Grant, Revoke, GetPermissions (enforced per RPC by the interceptor)
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddDependency(self, request, context):
+        """dependencies (SPEC §6)
+        the name's dependencies after
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveDependency(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDependencies(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TopologicalOrder(self, request, context):
+        """every variable, dependencies first
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcquireLock(self, request, context):
+        """optimizer locks (leases)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenewLock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseLock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLocks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Grant(self, request, context):
+        """access control (enforced by every RPC; see dspex_jupyter/bridge/server.py)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Revoke(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPermissions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -326,6 +448,61 @@ def add_DSPexBridgeServicer_to_server(servicer, server):
                     servicer.ExecuteModule,
                     request_deserializer=dspex__bridge__pb2.ExecuteModuleRequest.FromString,
                     response_serializer=dspex__bridge__pb2.ExecuteModuleResponse.SerializeToString,
+            ),
+            'AddDependency': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddDependency,
+                    request_deserializer=dspex__bridge__pb2.DependencyRequest.FromString,
+                    response_serializer=dspex__bridge__pb2.NamesResponse.SerializeToString,
+            ),
+            'RemoveDependency': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveDependency,
+                    request_deserializer=dspex__bridge__pb2.DependencyRequest.FromString,
+                    response_serializer=dspex__bridge__pb2.NamesResponse.SerializeToString,
+            ),
+            'GetDependencies': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDependencies,
+                    request_deserializer=dspex__bridge__pb2.DependencyRequest.FromString,
+                    response_serializer=dspex__bridge__pb2.NamesResponse.SerializeToString,
+            ),
+            'TopologicalOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.TopologicalOrder,
+                    request_deserializer=dspex__bridge__pb2.SessionRequest.FromString,
+                    response_serializer=dspex__bridge__pb2.NamesResponse.SerializeToString,
+            ),
+            'AcquireLock': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcquireLock,
+                    request_deserializer=dspex__bridge__pb2.AcquireLockRequest.FromString,
+                    response_serializer=dspex__bridge__pb2.Lease.SerializeToString,
+            ),
+            'RenewLock': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewLock,
+                    request_deserializer=dspex__bridge__pb2.LeaseRequest.FromString,
+                    response_serializer=dspex__bridge__pb2.Lease.SerializeToString,
+            ),
+            'ReleaseLock': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseLock,
+                    request_deserializer=dspex__bridge__pb2.LeaseRequest.FromString,
+                    response_serializer=dspex__bridge__pb2.ReleaseLockResponse.SerializeToString,
+            ),
+            'ListLocks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLocks,
+                    request_deserializer=dspex__bridge__pb2.SessionRequest.FromString,
+                    response_serializer=dspex__bridge__pb2.LocksResponse.SerializeToString,
+            ),
+            'Grant': grpc.unary_unary_rpc_method_handler(
+                    servicer.Grant,
+                    request_deserializer=dspex__bridge__pb2.GrantRequest.FromString,
+                    response_serializer=dspex__bridge__pb2.PermissionsResponse.SerializeToString,
+            ),
+            'Revoke': grpc.unary_unary_rpc_method_handler(
+                    servicer.Revoke,
+                    request_deserializer=dspex__bridge__pb2.GrantRequest.FromString,
+                    response_serializer=dspex__bridge__pb2.PermissionsResponse.SerializeToString,
+            ),
+            'GetPermissions': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPermissions,
+                    request_deserializer=dspex__bridge__pb2.PermissionsRequest.FromString,
+                    response_serializer=dspex__bridge__pb2.PermissionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -789,6 +966,303 @@ class DSPexBridge:
             '/dspex.bridge.v1.DSPexBridge/ExecuteModule',
             dspex__bridge__pb2.ExecuteModuleRequest.SerializeToString,
             dspex__bridge__pb2.ExecuteModuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddDependency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex.bridge.v1.DSPexBridge/AddDependency',
+            dspex__bridge__pb2.DependencyRequest.SerializeToString,
+            dspex__bridge__pb2.NamesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveDependency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex.bridge.v1.DSPexBridge/RemoveDependency',
+            dspex__bridge__pb2.DependencyRequest.SerializeToString,
+            dspex__bridge__pb2.NamesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDependencies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex.bridge.v1.DSPexBridge/GetDependencies',
+            dspex__bridge__pb2.DependencyRequest.SerializeToString,
+            dspex__bridge__pb2.NamesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TopologicalOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex.bridge.v1.DSPexBridge/TopologicalOrder',
+            dspex__bridge__pb2.SessionRequest.SerializeToString,
+            dspex__bridge__pb2.NamesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcquireLock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex.bridge.v1.DSPexBridge/AcquireLock',
+            dspex__bridge__pb2.AcquireLockRequest.SerializeToString,
+            dspex__bridge__pb2.Lease.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewLock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex.bridge.v1.DSPexBridge/RenewLock',
+            dspex__bridge__pb2.LeaseRequest.SerializeToString,
+            dspex__bridge__pb2.Lease.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseLock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex.bridge.v1.DSPexBridge/ReleaseLock',
+            dspex__bridge__pb2.LeaseRequest.SerializeToString,
+            dspex__bridge__pb2.ReleaseLockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex.bridge.v1.DSPexBridge/ListLocks',
+            dspex__bridge__pb2.SessionRequest.SerializeToString,
+            dspex__bridge__pb2.LocksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Grant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex.bridge.v1.DSPexBridge/Grant',
+            dspex__bridge__pb2.GrantRequest.SerializeToString,
+            dspex__bridge__pb2.PermissionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Revoke(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex.bridge.v1.DSPexBridge/Revoke',
+            dspex__bridge__pb2.GrantRequest.SerializeToString,
+            dspex__bridge__pb2.PermissionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPermissions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex.bridge.v1.DSPexBridge/GetPermissions',
+            dspex__bridge__pb2.PermissionsRequest.SerializeToString,
+            dspex__bridge__pb2.PermissionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
