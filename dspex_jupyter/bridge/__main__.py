@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         help="DSPy worker processes for module execution (started on first use)",
     )
     serve.add_argument(
+        "--prewarm",
+        action="store_true",
+        help="start the DSPy workers at once (recommended for shared servers), "
+        "instead of on the first module run",
+    )
+    serve.add_argument(
         "--exit-with-parent",
         action="store_true",
         help="exit when stdin reaches EOF or the parent process dies",
@@ -104,6 +110,8 @@ def serve(args: argparse.Namespace) -> int:
             watch_queue=args.watch_queue or WATCH_QUEUE,
             workers=args.workers,
         ).start()
+        if args.prewarm:
+            server.prewarm_workers()
     except (DSPexError, RuntimeError) as exc:
         print(f"dspex bridge: cannot start: {exc}", file=sys.stderr)
         if private_dir:

@@ -1206,6 +1206,11 @@ class BridgeServer:
             except Exception:
                 log.exception("session reaper failed")
 
+    def prewarm_workers(self) -> None:
+        """Start the DSPy worker pool now; the workers import DSPy in the background,
+        so the first module run does not wait for it (``serve --prewarm``)."""
+        self.servicer._worker_pool()
+
     def stop(self, grace: float = 1.0) -> None:
         self._stop.set()
         self.health.enter_graceful_shutdown()

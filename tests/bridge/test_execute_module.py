@@ -144,3 +144,24 @@ def test_kill9_of_a_worker_mid_run_fails_only_that_run(server):
             assert result.trace[-1].variables["temperature"]["version"] == before[0].version
         finally:
             ctx.stop()
+
+
+def test_prewarm_starts_the_workers_before_any_module_run(lm):
+    from dspex_jupyter.bridge.testing import ServerProcess
+
+    warm = ServerProcess("memory", extra_args=["--prewarm"])
+    cold = ServerProcess("memory")
+    try:
+        assert _wait_until(lambda: _children(warm.pid)), "--prewarm started no worker"
+        assert _children(cold.pid) == []  # without it, workers wait for the first run
+        ctx = Context.start(bridge=warm.address, token=warm.token, lm=lm.lm_config())
+        try:
+            spec = ChainOfThought("question -> answer").to_dict()
+            result = ctx.provider.execute_module(spec, {"question": "warm?"}, {}, ctx.lm_config)
+            assert result["outputs"]["answer"] == "Test answer for: warm?"
+            assert result["worker"]["pid"] in _children(warm.pid)
+        finally:
+            ctx.stop()
+    finally:
+        warm.stop()
+        cold.stop()
