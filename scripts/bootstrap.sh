@@ -10,6 +10,7 @@ PYTHON="${PYTHON:-python3}"
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)  # builds the JupyterLab extension
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "bootstrap: installing ${need_apt[*]} with apt-get"
