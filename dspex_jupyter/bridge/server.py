@@ -682,6 +682,15 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
         return pb.NamesResponse(names=names)
 
     def AddDependency(self, request, context):
+        return self._change_dependency(request, context, DependencyGraph.add)
+
+    def RemoveDependency(self, request, context):
+        return self._change_dependency(request, context, DependencyGraph.remove)
+
+    def _change_dependency(self, request, context, change):
+        """Apply ``change(graph, name, depends_on)`` to a copy of the session's graph;
+        persist and adopt it only if it changed (a ``CycleError`` leaves all as it was)."""
+
         def run():
             session = self._session(request.session_id)
             with session.lock:
@@ -689,22 +698,7 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
                 session.table.get(request.name)  # VariableNotFound
                 session.table.get(request.depends_on)
                 graph = DependencyGraph(session.graph.edges())
-                if graph.add(request.name, request.depends_on):  # CycleError: nothing changed
-                    self.store.save_meta(session.id, {"dependencies": graph.edges()})
-                    session.graph = graph
-                return self._names_response(session.graph.of(request.name))
-
-        return _guard(context, run)
-
-    def RemoveDependency(self, request, context):
-        def run():
-            session = self._session(request.session_id)
-            with session.lock:
-                _require(session, context, "write", [request.name])
-                session.table.get(request.name)
-                session.table.get(request.depends_on)
-                graph = DependencyGraph(session.graph.edges())
-                if graph.remove(request.name, request.depends_on):
+                if change(graph, request.name, request.depends_on):
                     self.store.save_meta(session.id, {"dependencies": graph.edges()})
                     session.graph = graph
                 return self._names_response(session.graph.of(request.name))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -63,3 +64,13 @@ def python_env() -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+def wait_until(predicate, timeout: float = WAIT_S, step: float = 0.02) -> bool:
+    """Poll ``predicate`` until it holds; the generous timeout is a failure, never a pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()

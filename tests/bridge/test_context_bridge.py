@@ -11,8 +11,8 @@ from dspex_jupyter.bridge import launcher
 from dspex_jupyter.bridge._proto import dspex_bridge_pb2 as pb
 from dspex_jupyter.errors import SessionNotFound
 
-from .conftest import WAIT_S
-from .test_faults import _alive, _wait_until
+from .conftest import WAIT_S, wait_until
+from .test_faults import _alive
 
 
 def test_backend_bridged_spawns_one_private_server_shared_and_refcounted():
@@ -37,7 +37,7 @@ def test_backend_bridged_spawns_one_private_server_shared_and_refcounted():
     finally:
         a.stop()
         b.stop()
-    assert _wait_until(lambda: not _alive(pid))
+    assert wait_until(lambda: not _alive(pid))
     assert launcher.current() is None
 
 
@@ -94,7 +94,7 @@ def test_configured_server_shared_by_session_id(server):
             assert launcher.current() is None  # a configured server: nothing spawned
             assert b.get("shared") == "hello"
             b.set("shared", "world")
-            assert _wait_until(lambda: a.get("shared") == "world")
+            assert wait_until(lambda: a.get("shared") == "world")
         finally:
             b.stop()
         assert a.get("shared") == "world"  # b's stop did not end the shared session

@@ -15,8 +15,8 @@ from dspex_jupyter.errors import ProgramError, ValidationError, VariableNotFound
 from dspex_jupyter.modules import ChainOfThought
 from dspex_jupyter.testing import LMServer
 
-from .conftest import PYTHON, WAIT_S, python_env
-from .test_faults import _alive, _wait_until
+from .conftest import PYTHON, WAIT_S, python_env, wait_until
+from .test_faults import _alive
 
 SECRET = "sk-bridge-test-SECRET-7f"
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -90,7 +90,7 @@ def test_kill9_of_the_kernel_after_a_module_run_leaves_no_orphans(lm):
         time.sleep(0.02)
     assert not _alive(server_pid), "the private server outlived its kernel by more than 2 s"
     for pid in worker_pids:
-        assert _wait_until(lambda pid=pid: not _alive(pid)), f"worker {pid} was orphaned"
+        assert wait_until(lambda pid=pid: not _alive(pid)), f"worker {pid} was orphaned"
 
 
 def _children(pid: int) -> list[int]:
@@ -128,7 +128,7 @@ def test_kill9_of_a_worker_mid_run_fails_only_that_run(server):
             before = ctx.list()
             with ThreadPoolExecutor(1) as runner:
                 doomed = runner.submit(Program.run, spec, {"question": "q"}, context=ctx)
-                assert _wait_until(lambda: slow_lm.requests), "the run never reached the LM"
+                assert wait_until(lambda: slow_lm.requests), "the run never reached the LM"
                 workers = _children(server.pid)
                 assert workers, "no worker process under the server"
                 for pid in workers:
@@ -152,7 +152,7 @@ def test_prewarm_starts_the_workers_before_any_module_run(lm):
     warm = ServerProcess("memory", extra_args=["--prewarm"])
     cold = ServerProcess("memory")
     try:
-        assert _wait_until(lambda: _children(warm.pid)), "--prewarm started no worker"
+        assert wait_until(lambda: _children(warm.pid)), "--prewarm started no worker"
         assert _children(cold.pid) == []  # without it, workers wait for the first run
         ctx = Context.start(bridge=warm.address, token=warm.token, lm=lm.lm_config())
         try:

@@ -17,7 +17,7 @@ from dspex_jupyter.bridge.testing import ServerProcess
 from dspex_jupyter.errors import BridgeUnavailable, DSPexError
 from dspex_jupyter.state.bridged import BridgedState
 
-from .conftest import PYTHON, WAIT_S, python_env
+from .conftest import PYTHON, WAIT_S, python_env, wait_until
 
 
 class Collector:
@@ -35,15 +35,6 @@ class Collector:
             return self.cond.wait_for(
                 lambda: any(e.version >= version for e in self.events), timeout
             )
-
-
-def _wait_until(predicate, timeout: float = WAIT_S, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def test_kill9_server_during_writes_loses_no_acknowledged_write(tmp_path):
@@ -73,7 +64,7 @@ def test_kill9_server_during_writes_loses_no_acknowledged_write(tmp_path):
 
         thread = threading.Thread(target=writer)
         thread.start()
-        assert _wait_until(lambda: len(acked) >= 30)
+        assert wait_until(lambda: len(acked) >= 30)
         server.kill(signal.SIGKILL)  # mid-stream of writes
         acked_before_kill = len(acked)
         with pytest.raises(BridgeUnavailable):
@@ -96,7 +87,7 @@ def test_kill9_server_during_writes_loses_no_acknowledged_write(tmp_path):
         assert watched.wait_version(more.version)
         versions = [e.version for e in watched.events]
         assert versions == list(range(2, more.version + 1))
-        assert _wait_until(lambda: watcher_state.live and watcher_state.get("x").value == -1)
+        assert wait_until(lambda: watcher_state.live and watcher_state.get("x").value == -1)
     finally:
         watcher_state.close()
         writer_state.close()
@@ -174,7 +165,7 @@ def test_kill9_of_the_spawning_process_leaves_no_orphan_server():
 def test_normal_exit_without_stop_leaves_no_orphan_server():
     proc, server_pid = _spawn("exit")
     proc.wait(WAIT_S)
-    assert _wait_until(lambda: not _alive(server_pid))
+    assert wait_until(lambda: not _alive(server_pid))
 
 
 def test_a_crashed_server_gives_bridge_unavailable_not_a_hang(tmp_path):
@@ -183,7 +174,7 @@ def test_a_crashed_server_gives_bridge_unavailable_not_a_hang(tmp_path):
     try:
         state.register("x", "int", 1)
         server.kill(signal.SIGKILL)
-        assert _wait_until(lambda: not state.live)  # reads stop trusting the cache
+        assert wait_until(lambda: not state.live)  # reads stop trusting the cache
         with pytest.raises(BridgeUnavailable):
             state.set("x", 2)
         with pytest.raises(BridgeUnavailable):

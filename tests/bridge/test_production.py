@@ -33,16 +33,7 @@ from dspex_jupyter.errors import (
 )
 from dspex_jupyter.state.bridged import BridgedState, Lease
 
-from .conftest import PYTHON, WAIT_S, python_env
-
-
-def wait_until(predicate, timeout: float = WAIT_S, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
+from .conftest import PYTHON, WAIT_S, python_env, wait_until
 
 
 class Recorder:

@@ -10,7 +10,8 @@ from dspex_jupyter.bridge.testing import ServerProcess
 from dspex_jupyter.errors import SessionNotFound
 from dspex_jupyter.state.bridged import BridgedState
 
-from .test_faults import Collector, _wait_until
+from .conftest import wait_until
+from .test_faults import Collector
 
 PAYLOAD = "y" * 4000
 WRITES = 300
@@ -37,12 +38,12 @@ def test_a_lagging_bridged_state_resumes_without_a_gap():
     try:
         writer.register("s", "str", "")
         seen = Collector()
-        assert _wait_until(lambda: "s" in slow._cache)
+        assert wait_until(lambda: "s" in slow._cache)
         slow.watch(["s"], seen)
         final = _stall_and_write(slow, writer)
         assert seen.wait_version(final)
         assert [e.version for e in seen.events] == list(range(2, final + 1))
-        assert _wait_until(lambda: slow.live and slow.get("s").version == final)
+        assert wait_until(lambda: slow.live and slow.get("s").version == final)
     finally:
         slow.close()
         writer.close()
@@ -56,17 +57,17 @@ def test_a_bridged_state_past_the_retained_window_resyncs_from_a_snapshot():
         writer.register("s", "str", "")
         writer.register("other", "int", 0)
         seen = Collector()
-        assert _wait_until(lambda: "other" in slow._cache)
+        assert wait_until(lambda: "other" in slow._cache)
         slow.watch(None, seen)
         final = _stall_and_write(slow, writer)
         writer.delete("other")
         assert seen.wait_version(final)
-        assert _wait_until(lambda: slow.live and slow.get("s").version == final)
-        assert _wait_until(lambda: "other" not in [v.name for v in slow.list()])
+        assert wait_until(lambda: slow.live and slow.get("s").version == final)
+        assert wait_until(lambda: "other" not in [v.name for v in slow.list()])
         versions = [e.version for e in seen.events if e.name == "s"]
         assert versions == sorted(set(versions)) and versions[-1] == final  # ordered, no dup
         # the cache drops "other" before the dispatcher thread calls back: wait for it
-        assert _wait_until(
+        assert wait_until(
             lambda: any(e.name == "other" and e.kind == "deleted" for e in seen.events)
         )
     finally:
@@ -90,12 +91,12 @@ def test_idle_sessions_expire_but_watched_ones_live():
             except SessionNotFound:
                 return True
 
-        assert _wait_until(lambda: gone(idle))
+        assert wait_until(lambda: gone(idle))
         assert not gone(watched)  # kept alive by its open watch stream
         state.register("x", "int", 1)
         assert state.get("x").value == 1
         state.close()  # no stream any more: it expires in its turn
-        assert _wait_until(lambda: gone(watched))
+        assert wait_until(lambda: gone(watched))
     finally:
         client.close()
         server.stop()
