@@ -140,6 +140,7 @@ class BridgedState(StateProvider):
             ),
         )
         self._cond = threading.Condition(threading.Lock())
+        self._publish_lock = self._cond
         self._cache: dict[str, Variable] = {}
         self._cache_seq: dict[str, int] = {}
         self._seq = 0  # last sequence number applied from the stream
@@ -745,20 +746,6 @@ class BridgedState(StateProvider):
             subscription.close()
             raise
         return subscription
-
-    def unwatch(self, handle: Subscription) -> bool:
-        with self._cond:
-            removed = self._hub.remove(handle)
-        handle.close()
-        return removed
-
-    def attach(self, subscription: Subscription) -> None:
-        with self._cond:
-            self._hub.add(subscription)
-
-    def detach_all(self) -> list[Subscription]:
-        with self._cond:
-            return self._hub.detach_all()
 
     # ------------------------------------------------------------------ lifecycle
 

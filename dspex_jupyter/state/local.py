@@ -28,6 +28,7 @@ class LocalState(StateProvider):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._publish_lock = self._lock
         self._table = VariableTable()
         self._variables = self._table.variables  # read path: one dict lookup
         self._hub = WatchHub()
@@ -150,20 +151,6 @@ class LocalState(StateProvider):
                     subscription.offer(initial_event(record))
             self._hub.add(subscription)
         return subscription
-
-    def unwatch(self, handle: Subscription) -> bool:
-        with self._lock:
-            removed = self._hub.remove(handle)
-        handle.close()
-        return removed
-
-    def attach(self, subscription: Subscription) -> None:
-        with self._lock:
-            self._hub.add(subscription)
-
-    def detach_all(self) -> list[Subscription]:
-        with self._lock:
-            return self._hub.detach_all()
 
     def close(self) -> None:
         with self._lock:

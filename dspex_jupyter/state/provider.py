@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ..errors import NotSupportedByBackend
 from ..variables.record import Variable, WatchEvent
-from .watch import Subscription, WatchFilter
+from .watch import Subscription, WatchFilter, WatchHub
 
 __all__ = ["StateProvider", "CORE_CAPABILITIES", "ADVANCED_CAPABILITIES"]
 
@@ -124,17 +125,28 @@ class StateProvider(ABC):
         ``signals=True`` also delivers the events that change no value
         (``dependency_changed``, ``locked``, ``unlocked``; see ``SIGNAL_KINDS``)."""
 
-    @abstractmethod
+    # A backend keeps its subscriptions in ``_hub`` and publishes events while
+    # holding ``_publish_lock``; adding or removing a subscription under the same
+    # lock is what keeps a subscription's events gapless and in order.
+    _hub: WatchHub
+    _publish_lock: AbstractContextManager[Any]
+
     def unwatch(self, handle: Subscription) -> bool:
         """Stop a subscription; True if it was active here."""
+        with self._publish_lock:
+            removed = self._hub.remove(handle)
+        handle.close()
+        return removed
 
-    @abstractmethod
     def attach(self, subscription: Subscription) -> None:
         """Adopt a live subscription from another backend (used by the upgrade)."""
+        with self._publish_lock:
+            self._hub.add(subscription)
 
-    @abstractmethod
     def detach_all(self) -> list[Subscription]:
         """Hand over every live subscription without closing it."""
+        with self._publish_lock:
+            return self._hub.detach_all()
 
     @abstractmethod
     def close(self) -> None:
