@@ -49,7 +49,7 @@ from ..errors import ValidationError, VariableNotFound
 from ..variables.record import SIGNAL_KINDS, Variable, WatchEvent
 from ..variables.types import check_name, normalize_type
 from .provider import CORE_CAPABILITIES, StateProvider
-from .watch import Subscription, WatchFilter, WatchHub, check_watch_names, initial_event
+from .watch import Subscription, WatchFilter, WatchHub, check_watch_names
 
 if TYPE_CHECKING:
     from ..bridge.client import BridgeClient
@@ -737,10 +737,7 @@ class BridgedState(StateProvider):
                         current = [self._cache.get(n) or self._fetch(n) for n in names]
                 else:
                     current = self.list() if names is None else [self.get(n) for n in names]
-                for record in current:
-                    subscription.seen(record.name, record.version)
-                    if include_initial:
-                        subscription.offer(initial_event(record))
+                subscription.start_from(current, include_initial)
                 self._hub.add(subscription)
         except BaseException:
             subscription.close()

@@ -17,7 +17,7 @@ from ..errors import ValidationError, VariableNotFound
 from ..variables.record import Variable, WatchEvent
 from ..variables.table import VariableTable, define
 from .provider import StateProvider
-from .watch import Subscription, WatchFilter, WatchHub, check_watch_names, initial_event
+from .watch import Subscription, WatchFilter, WatchHub, check_watch_names
 
 __all__ = ["LocalState"]
 
@@ -145,10 +145,7 @@ class LocalState(StateProvider):
             except VariableNotFound:
                 subscription.close()
                 raise
-            for record in current:
-                subscription.seen(record.name, record.version)
-                if include_initial:
-                    subscription.offer(initial_event(record))
+            subscription.start_from(current, include_initial)
             self._hub.add(subscription)
         return subscription
 

@@ -108,6 +108,15 @@ class Subscription:
                 self._pending += 1
             self._queue.put(event)
 
+    def start_from(self, records: Iterable[Variable], include_initial: bool) -> None:
+        """Take ``records`` as the starting state: their versions need no delivery, and
+        with ``include_initial`` each is offered once as an ``initial`` event. Backends
+        call this under the lock they publish with, just before adding the subscription."""
+        for record in records:
+            self.seen(record.name, record.version)
+            if include_initial:
+                self.offer(initial_event(record))
+
     def seen(self, name: str, version: int) -> None:
         """Record that ``version`` of ``name`` needs no delivery (it is the starting state)."""
         with self._offer_lock:
