@@ -32,8 +32,8 @@ import grpc  # noqa: E402
 
 from dspex_jupyter.bridge.client import BridgeClient  # noqa: E402
 from dspex_jupyter.bridge.server import SERVER_OPTIONS  # noqa: E402
+from dspex_jupyter.bridge.state import BridgedState  # noqa: E402
 from dspex_jupyter.bridge.testing import ServerProcess  # noqa: E402
-from dspex_jupyter.state.bridged import BridgedState  # noqa: E402
 from dspex_jupyter.state.local import LocalState  # noqa: E402
 
 ECHO_METHOD = "/bench.Echo/Echo"

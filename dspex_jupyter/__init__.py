@@ -1,7 +1,10 @@
 """dspex-jupyter: build, run and tune DSPy programs in notebooks.
 
 Importing this package is cheap: DSPy, gRPC and the Jupyter layer are imported
-only when something needs them.
+only when something needs them. This module is the top of the layers
+(``docs/architecture.md``): it re-exports the public names and plugs the
+Jupyter layer into ``Context`` (``ctx.traits``, ``ctx.widgets()``) without the
+context importing it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 from . import errors
 from .api import Variables
 from .context import Context, default_context
+from .running import Program
 from .variables.record import Variable, WatchEvent
 
 __version__ = "0.1.0"
@@ -18,12 +22,20 @@ __version__ = "0.1.0"
 __all__ = ["Context", "Variables", "Program", "Variable", "WatchEvent", "default_context", "errors"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "Program":
-        from .program import Program
+def _traits(context: Context) -> Any:
+    from .jupyter import traits_for
 
-        return Program
-    raise AttributeError(f"module 'dspex_jupyter' has no attribute {name!r}")
+    return traits_for(context)
+
+
+def _widgets(context: Context) -> Any:
+    from .jupyter import widgets_for
+
+    return widgets_for(context)
+
+
+Context.plug("traits", _traits)
+Context.plug("widgets", _widgets)
 
 
 def load_ipython_extension(ipython: Any) -> None:

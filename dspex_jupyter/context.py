@@ -2,23 +2,23 @@
 
 Every operation goes through a context, never around it to a backend, because
 the context may swap its backend (``LocalState`` -> ``BridgedState``) while
-other threads use it. Writes pass a *switch gate*: any number of writers at
-once, or one switch with no writer in flight. Reads need no gate: until the
-swap, the old backend answers them consistently, since no write can land while
-the switch runs.
+other threads use it; writes pass a :class:`~dspex_jupyter.state.gate.SwitchGate`.
+The upgrade protocol is described in ``docs/architecture.md``.
+
+This layer knows no Jupyter and no runner: the layers above plug in through
+:meth:`Context.plug` (``ctx.traits``, ``ctx.widgets()``) and
+:meth:`Context.extension` (their per-context objects).
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
+from .bridge.config import BridgeConfig, resolve_lm
 from .errors import (
     BridgeUnavailable,
     ContextClosed,
@@ -27,72 +27,18 @@ from .errors import (
     VariableExists,
     VersionConflict,
 )
+from .state.gate import Stopped, SwitchGate
 from .state.local import LocalState
 from .state.provider import StateProvider
 from .state.watch import Subscription, WatchFilter
 from .variables.record import Variable, WatchEvent
 from .variables.table import define
 
-__all__ = ["Context", "default_context", "MISSING"]
+__all__ = ["Context", "BridgeConfig", "default_context", "MISSING"]
 
 MISSING: Any = object()
 
 _BACKENDS = ("local", "bridged")
-_LM_ENV = {
-    "model": "DSPEX_LM_MODEL",
-    "api_base": "DSPEX_LM_API_BASE",
-    "api_key": "DSPEX_LM_API_KEY",
-}
-
-
-class _SwitchGate:
-    """Many writers at once, or one backend switch with no writer in flight."""
-
-    __slots__ = ("_cond", "_writers", "_switching")
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._writers = 0
-        self._switching = False
-
-    def __enter__(self) -> None:
-        with self._cond:
-            while self._switching:
-                self._cond.wait()
-            self._writers += 1
-
-    def __exit__(self, *exc: object) -> None:
-        with self._cond:
-            self._writers -= 1
-            if self._switching and not self._writers:
-                self._cond.notify_all()
-
-    @contextmanager
-    def exclusive(self):
-        with self._cond:
-            while self._switching:
-                self._cond.wait()
-            self._switching = True
-            while self._writers:
-                self._cond.wait()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._switching = False
-                self._cond.notify_all()
-
-
-class _Stopped:
-    """Stands in for the backend after ``stop()``: every use says so clearly."""
-
-    name = "stopped"
-    requires_bridge = False
-
-    def __getattr__(self, operation: str) -> Any:
-        raise ContextClosed(
-            f"this context was stopped; cannot {operation!r} (start a new one with Context.start())"
-        )
 
 
 class Context:
@@ -112,6 +58,9 @@ class Context:
     server token has every right.
     """
 
+    #: What the layers above provide on every context: name -> ``factory(ctx)``.
+    _plugins: ClassVar[dict[str, Callable[[Context], Any]]] = {}
+
     def __init__(
         self,
         *,
@@ -124,28 +73,24 @@ class Context:
         store: str | None = None,
         session_ttl_s: float | None = None,
         principal: str | None = None,
+        connect_timeout_s: float | None = None,
     ) -> None:
         if backend not in _BACKENDS:
             raise ValidationError(f"backend must be one of {_BACKENDS}, got {backend!r}")
-        if session_id is not None and (not isinstance(session_id, str) or not session_id):
-            raise ValidationError(f"session_id must be a non-empty string, got {session_id!r}")
-        principal = principal or os.environ.get("DSPEX_PRINCIPAL") or None
-        if principal is not None and (
-            not isinstance(principal, str) or len(principal) > 256 or not principal.strip()
-        ):
-            raise ValidationError(f"principal must be a 1..256 character string, got {principal!r}")
-        #: Who this context acts as on the bridge server (``None``: anonymous).
-        self.principal: str | None = principal
+        #: Where the upgrade goes (see :class:`BridgeConfig`); replaceable until bridged.
+        self.bridge_config = BridgeConfig.resolve(
+            bridge=bridge,
+            token=token,
+            session_id=session_id,
+            session_ttl_s=session_ttl_s,
+            store=store,
+            principal=principal,
+            connect_timeout_s=connect_timeout_s,
+        )
         self.name = name or "context"
-        self.session_id: str = session_id or uuid.uuid4().hex
-        self.bridge_address: str | None = bridge or os.environ.get("DSPEX_BRIDGE") or None
-        self._token: str | None = token or os.environ.get("DSPEX_BRIDGE_TOKEN") or None
-        self._store = store
-        self._session_ttl_s = session_ttl_s
-        self._join_existing = session_id is not None
-        self.lm_config: dict[str, Any] = _resolve_lm(lm)
-        self._provider: StateProvider | _Stopped = LocalState()
-        self._gate = _SwitchGate()
+        self.lm_config: dict[str, Any] = resolve_lm(lm)
+        self._provider: StateProvider | Stopped = LocalState()
+        self._gate = SwitchGate()
         self._upgrade_lock = threading.Lock()
         self._on_stop: list[Callable[[], Any]] = []
         self.extensions: dict[str, Any] = {}  # upper layers attach their per-context objects here
@@ -159,6 +104,32 @@ class Context:
     def start(cls, **options: Any) -> Context:
         """Create a context; see the class docstring for the options."""
         return cls(**options)
+
+    @classmethod
+    def plug(cls, name: str, factory: Callable[[Context], Any]) -> None:
+        """Let an upper layer provide ``ctx.<name>`` (``"traits"``, ``"widgets"``)."""
+        cls._plugins[name] = factory
+
+    def _plugin(self, name: str) -> Any:
+        factory = self._plugins.get(name)
+        if factory is None:
+            raise DSPexError(f"ctx.{name} is provided by the Jupyter layer; import dspex_jupyter")
+        return factory(self)
+
+    @property
+    def session_id(self) -> str:
+        """The bridge session this context uses (or will create when it bridges)."""
+        return self.bridge_config.session_id
+
+    @property
+    def bridge_address(self) -> str | None:
+        """The configured bridge server (``None``: a private one is spawned when needed)."""
+        return self.bridge_config.address
+
+    @property
+    def principal(self) -> str | None:
+        """Who this context acts as on the bridge server (``None``: anonymous)."""
+        return self.bridge_config.principal
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -185,7 +156,7 @@ class Context:
 
     @property
     def closed(self) -> bool:
-        return isinstance(self._provider, _Stopped)
+        return isinstance(self._provider, Stopped)
 
     def extension(
         self,
@@ -213,7 +184,7 @@ class Context:
         with self._upgrade_lock, self._gate.exclusive():
             if self.closed:
                 return
-            provider, self._provider = self._provider, _Stopped()
+            provider, self._provider = self._provider, Stopped()
         errors = []
         try:
             provider.close()
@@ -232,7 +203,7 @@ class Context:
             raise DSPexError(f"errors while stopping the context: {errors!r}") from errors[0]
 
     def ensure_bridged(self) -> Context:
-        """Upgrade to ``BridgedState`` (no-op if already bridged); see DESIGN.md.
+        """Upgrade to ``BridgedState`` (no-op if already bridged); see ``docs/architecture.md``.
 
         The slow part (reaching or spawning the server, creating the session)
         happens before writers are paused. Then, with no writer in flight, the
@@ -273,10 +244,10 @@ class Context:
     def _open_bridged_state(self) -> StateProvider:
         """Reach or spawn a bridge server and open this context's session on it."""
         try:
-            from .bridge.client import open_bridged_state
+            from .bridge.connect import open_bridged_state
         except ImportError as exc:
             raise BridgeUnavailable(f"the bridge is not available: {exc}") from exc
-        return open_bridged_state(self)
+        return open_bridged_state(self.bridge_config)
 
     # ------------------------------------------------------------------ variables
 
@@ -530,24 +501,19 @@ class Context:
         if listener in self._run_listeners:
             self._run_listeners.remove(listener)
 
-    # ------------------------------------------------------------------ Jupyter (lazy hooks)
+    # ------------------------------------------------------------------ plugged in from above
 
     @property
     def traits(self) -> Any:
         """The variables as a ``traitlets.HasTraits`` (one trait per variable), kept in sync.
 
-        A lazy hook: this layer knows nothing of widgets, so the Jupyter layer is
-        imported on first use and caches its object in ``self.extensions``.
+        Provided by the Jupyter layer (see :meth:`plug`), cached per context.
         """
-        from .jupyter import traits_for
-
-        return traits_for(self)
+        return self._plugin("traits")
 
     def widgets(self) -> Any:
         """An ipywidgets container with one control per variable (``.controls``: name -> widget)."""
-        from .jupyter import widgets_for
-
-        return widgets_for(self)
+        return self._plugin("widgets")
 
     # ------------------------------------------------------------------ display
 
@@ -559,15 +525,6 @@ class Context:
             f"<Context {self.name} {self.backend}{where} session={self.session_id[:8]} "
             f"variables={len(self._provider.list())}>"
         )
-
-
-def _resolve_lm(lm: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The LM configuration: explicit options over ``DSPEX_LM_*`` environment variables."""
-    if lm is not None and not isinstance(lm, Mapping):
-        raise ValidationError(f"lm must be a mapping of LM options, got {lm!r}")
-    config = {key: os.environ[env] for key, env in _LM_ENV.items() if os.environ.get(env)}
-    config.update(lm or {})
-    return config
 
 
 _default: Context | None = None

@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 
+from traitlets import TraitError
+
 __all__ = [
     "DSPexError",
     "ValidationError",
@@ -33,8 +35,12 @@ class DSPexError(Exception):
     """Base class of every error raised by dspex-jupyter."""
 
 
-class ValidationError(DSPexError, ValueError):
-    """A value, a type, a constraint or a definition was rejected; nothing changed."""
+class ValidationError(DSPexError, ValueError, TraitError):
+    """A value, a type, a constraint or a definition was rejected; nothing changed.
+
+    Also a ``traitlets.TraitError``: ``ctx.traits`` validates with it, and
+    traitlets users catch what they expect.
+    """
 
 
 class VariableNotFound(DSPexError, KeyError):

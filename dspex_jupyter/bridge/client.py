@@ -1,17 +1,13 @@
-"""The client side of the bridge: a token-carrying channel, and ``open_bridged_state``.
+"""The client side of the bridge: one token-carrying channel to a server.
 
-``open_bridged_state(ctx)`` is what ``Context.ensure_bridged`` calls: it
-reaches the configured server (``bridge=`` / ``DSPEX_BRIDGE``) or the process's
-private one (spawned by the launcher), opens the context's session on it and
-returns the :class:`~dspex_jupyter.state.bridged.BridgedState`.
+:mod:`~dspex_jupyter.bridge.connect` builds a context's
+:class:`~dspex_jupyter.bridge.state.BridgedState` on top of it.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
@@ -19,11 +15,7 @@ from ..errors import BridgeUnavailable, ValidationError
 from ._proto import dspex_bridge_pb2_grpc as pb_grpc
 from .errors import error_from_rpc
 
-if TYPE_CHECKING:
-    from ..context import Context
-    from ..state.bridged import BridgedState
-
-__all__ = ["BridgeClient", "open_bridged_state", "normalize_address", "CHANNEL_OPTIONS"]
+__all__ = ["BridgeClient", "normalize_address", "CHANNEL_OPTIONS"]
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -132,55 +124,3 @@ class BridgeClient:
 
     def close(self) -> None:
         self.channel.close()
-
-
-def _once(fn: Callable[[], Any]) -> Callable[[], None]:
-    lock = threading.Lock()
-    done = [False]
-
-    def run() -> None:
-        with lock:
-            if done[0]:
-                return
-            done[0] = True
-        fn()
-
-    return run
-
-
-def open_bridged_state(ctx: Context) -> BridgedState:
-    """Reach (or spawn) the context's bridge server and open its session there."""
-    from ..state.bridged import BridgedState
-    from . import launcher
-
-    release: Callable[[], None] | None = None
-    if ctx.bridge_address is None:
-        server = launcher.acquire(store=ctx._store)
-        address, token = server.address, server.token
-        release = _once(server.release)
-    else:
-        address, token = ctx.bridge_address, ctx._token
-    try:
-        client = BridgeClient(address, token, principal=ctx.principal)
-        try:
-            state = BridgedState(
-                client,
-                ctx.session_id,
-                join=ctx._join_existing,
-                ttl_s=ctx._session_ttl_s,
-                on_close=release,
-                # A private server's sessions belong to this context alone: drop
-                # them on stop. On a shared server others may have joined; idle
-                # sessions there expire with their TTL.
-                cleanup_on_close=release is not None,
-            )
-        except BaseException:
-            client.close()
-            raise
-    except BaseException:
-        if release is not None:
-            release()
-        raise
-    if release is not None:
-        ctx.add_stop_callback(release)
-    return state

@@ -326,7 +326,7 @@ class DSPexMagics(Magics):
                 expected="a variable holding a program spec (e.g. from %%dspex program NAME)",
             )
         spec = _as_spec(self.shell.user_ns[name], name)
-        from ..program import Program
+        from ..running import Program
         from .display import RunResultView
 
         result = Program.run(spec, inputs, context=self.context)

@@ -34,9 +34,9 @@ in: by the kernel for native modules, by the bridge server from the session
 for bridged ones. So a value set between two runs (by a widget, an optimizer,
 another kernel on a shared session) is used by the next run, and each
 :class:`TraceEntry` records, under ``variables``, the version it read. What a
-parameter means depends on the module: see :mod:`dspex_jupyter.modules`
+parameter means depends on the module: see :mod:`dspex_jupyter.program.bridged`
 (``temperature``, ``model``/``llm_model``, ``max_tokens``, ``instructions``,
-input fields) and :mod:`dspex_jupyter.native` (``llm_model`` of
+input fields) and :mod:`dspex_jupyter.program.native` (``llm_model`` of
 ``QueryClassifier``, any keyword of a function). Binding an unknown parameter
 raises ``ProgramError`` at once.
 
@@ -53,6 +53,11 @@ A program with only native modules runs in the kernel and never imports DSPy
 or starts a server. A program with a bridged module first calls
 ``context.ensure_bridged()`` and then runs each bridged module through
 ``context.execute_module(module_spec, inputs, bindings, lm_config)``.
+
+This package is what a program *is* (pure data: the spec, signatures, the
+module classes and their registry). Running one needs a context, so the
+runner lives above it, in :mod:`dspex_jupyter.running`, and ``spec.run(...)``
+reaches it through :func:`~dspex_jupyter.program.spec.use_runner`.
 """
 
 from __future__ import annotations
@@ -60,24 +65,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# Importing the module classes registers their types, so ``module_from_dict``
+# can rebuild every module a spec may hold.
+from . import bridged, native
 from .module import BridgedModule, Module, NativeModule
-from .run import RunResult, TraceEntry, run_program
 from .spec import ProgramSpec, VariableDecl
 
 __all__ = [
-    "Program",
+    "ProgramDefinition",
     "ProgramSpec",
     "VariableDecl",
     "Module",
     "NativeModule",
     "BridgedModule",
-    "RunResult",
-    "TraceEntry",
+    "bridged",
+    "native",
 ]
 
 
 class ProgramDefinition:
-    """Subclass and implement :meth:`build` (the Python form of ``use DSPex.Program``).
+    """Subclass and implement :meth:`build`: a program as a class (``Program.Definition``).
 
     ::
 
@@ -104,35 +111,6 @@ class ProgramDefinition:
             )
         return built if built.name else built.named(self.name or type(self).__name__)
 
-    def run(self, inputs: Mapping[str, Any], context: Any = None) -> RunResult:
-        return run_program(self.spec(), inputs, context=context)
-
-
-class Program:
-    """Namespace of the DSL: ``Program.new()``, ``Program.run``, ``Program.from_dict``,
-    ``Program.Definition``."""
-
-    Definition = ProgramDefinition
-    Spec = ProgramSpec
-
-    def __init__(self) -> None:
-        raise TypeError("use Program.new() to start a program spec")
-
-    @staticmethod
-    def new(name: str | None = None) -> ProgramSpec:
-        """An empty spec; add variables with ``.defvariable`` and modules with ``.chain``."""
-        return ProgramSpec(name=name)
-
-    @staticmethod
-    def run(spec: Any, inputs: Mapping[str, Any], context: Any = None, **options: Any) -> RunResult:
-        """Run ``spec`` (a spec, or a ``Program.Definition``) on ``inputs`` in ``context``.
-
-        ``context`` defaults to :func:`dspex_jupyter.default_context`. See
-        :func:`dspex_jupyter.program.run.run_program`.
-        """
-        return run_program(spec, inputs, context=context, **options)
-
-    @staticmethod
-    def from_dict(data: Mapping[str, Any]) -> ProgramSpec:
-        """Rebuild a spec from ``spec.to_dict()``."""
-        return ProgramSpec.from_dict(data)
+    def run(self, inputs: Mapping[str, Any], context: Any = None, **options: Any) -> Any:
+        """``self.spec().run(...)``: see :meth:`ProgramSpec.run`."""
+        return self.spec().run(inputs, context=context, **options)

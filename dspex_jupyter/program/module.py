@@ -6,10 +6,10 @@ printed, compared, serialized, sent to the bridge server and rebuilt there.
 
 Two kinds:
 
-* **native** modules run in the kernel (see :mod:`dspex_jupyter.native`);
+* **native** modules run in the kernel (see :mod:`dspex_jupyter.program.native`);
   they implement :meth:`NativeModule.execute`.
 * **bridged** modules are DSPy modules run by the bridge server's workers
-  (see :mod:`dspex_jupyter.modules`); in the kernel they only hold data.
+  (see :mod:`dspex_jupyter.program.bridged`); in the kernel they only hold data.
 
 Every module type registers itself under its ``type`` name, so
 ``Program.from_dict`` can rebuild any module from ``Module.to_dict()``.
@@ -45,18 +45,11 @@ def register_module_type(cls: type[Module]) -> type[Module]:
     return cls
 
 
-def _load_registry() -> None:
-    # Importing these modules registers their types; both are pure Python (no DSPy).
-    from .. import modules, native  # noqa: F401
-
-
 def module_from_dict(data: Any) -> Module:
     """Rebuild a module from :meth:`Module.to_dict` output; bad data raises ``ProgramError``."""
     if not isinstance(data, Mapping):
         raise ProgramError(f"a module must be a mapping, got {type(data).__name__}")
     type_name = data.get("type")
-    if type_name not in _REGISTRY:
-        _load_registry()
     cls = _REGISTRY.get(type_name) if isinstance(type_name, str) else None
     if cls is None:
         raise ProgramError(f"unknown module type {type_name!r}; known: {sorted(_REGISTRY)}")

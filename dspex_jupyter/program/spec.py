@@ -11,11 +11,29 @@ from ..variables.record import to_json_value
 from ..variables.table import define
 from .module import Module, check_json, module_from_dict
 
-__all__ = ["ProgramSpec", "VariableDecl", "SPEC_FORMAT"]
+__all__ = ["ProgramSpec", "VariableDecl", "SPEC_FORMAT", "use_runner"]
 
 SPEC_FORMAT = "dspex-program/1"
 _SPEC_KEYS = {"format", "name", "variables", "modules"}
 _VARIABLE_KEYS = {"name", "type", "initial", "constraints", "metadata"}
+
+
+#: What ``spec.run(...)`` calls: the ``Program`` namespace of :mod:`dspex_jupyter.running`,
+#: which installs itself here on import. Running needs a context, and the
+#: context sits above this layer, so the arrow must point this way.
+_runner: Any = None
+
+
+def use_runner(runner: Any) -> None:
+    """Install the object whose ``run(spec, inputs, context=..., **options)`` runs specs."""
+    global _runner
+    _runner = runner
+
+
+def _running() -> Any:
+    if _runner is None:
+        raise ProgramError("running a program needs dspex_jupyter.running (import dspex_jupyter)")
+    return _runner
 
 
 def _jsonable(value: Any) -> Any:
@@ -171,10 +189,8 @@ class ProgramSpec:
             available.update(produced)
 
     def run(self, inputs: Mapping[str, Any], context: Any = None, **options: Any) -> Any:
-        """Run this program; see :func:`dspex_jupyter.program.run.run_program`."""
-        from .run import run_program
-
-        return run_program(self, inputs, context=context, **options)
+        """Run this program: ``Program.run(self, ...)`` (see :mod:`dspex_jupyter.running`)."""
+        return _running().run(self, inputs, context=context, **options)
 
     # ------------------------------------------------------------------ serialization
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from dspex_jupyter.bridge.client import BridgeClient
+from dspex_jupyter.bridge.state import BridgedState
 from dspex_jupyter.bridge.testing import ServerProcess
-from dspex_jupyter.state.bridged import BridgedState
 
 WAIT_S = 60.0  # generous: the machine is small and shared; a pass never waits this long
 

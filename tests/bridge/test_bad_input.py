@@ -3,6 +3,7 @@ and changes nothing (checked by reading the state back)."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import grpc
@@ -13,6 +14,7 @@ from dspex_jupyter.bridge._proto import dspex_bridge_pb2 as pb
 from dspex_jupyter.bridge._proto import dspex_bridge_pb2_grpc as pb_grpc
 from dspex_jupyter.bridge.client import BridgeClient
 from dspex_jupyter.bridge.server import MAX_MESSAGE_BYTES
+from dspex_jupyter.bridge.state import BridgedState
 from dspex_jupyter.errors import (
     AccessDenied,
     BridgeUnavailable,
@@ -22,7 +24,6 @@ from dspex_jupyter.errors import (
     VariableNotFound,
     VersionConflict,
 )
-from dspex_jupyter.state.bridged import BridgedState
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def test_context_with_wrong_token_stays_usable_and_says_why(server):
         Context.start(bridge=server.address, token="nope")
     ctx = Context.start()
     ctx.defvariable("a", "int", initial=1)
-    ctx.bridge_address, ctx._token = server.address, "nope"
+    ctx.bridge_config = dataclasses.replace(ctx.bridge_config, address=server.address, token="nope")
     with pytest.raises((AccessDenied, BridgeUnavailable)):
         ctx.ensure_bridged()
     assert ctx.backend == "local" and ctx.get("a") == 1

@@ -13,9 +13,9 @@ import uuid
 import pytest
 
 from dspex_jupyter.bridge.client import BridgeClient
+from dspex_jupyter.bridge.state import BridgedState
 from dspex_jupyter.bridge.testing import ServerProcess
 from dspex_jupyter.errors import BridgeUnavailable, DSPexError
-from dspex_jupyter.state.bridged import BridgedState
 
 from .conftest import PYTHON, WAIT_S, python_env, wait_until
 

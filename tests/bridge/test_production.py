@@ -22,6 +22,7 @@ from dspex_jupyter import Context
 from dspex_jupyter.bridge._proto import dspex_bridge_pb2 as pb
 from dspex_jupyter.bridge.client import BridgeClient
 from dspex_jupyter.bridge.errors import error_from_rpc
+from dspex_jupyter.bridge.state import BridgedState, Lease
 from dspex_jupyter.bridge.testing import ServerProcess
 from dspex_jupyter.errors import (
     AccessDenied,
@@ -31,7 +32,6 @@ from dspex_jupyter.errors import (
     ValidationError,
     VariableNotFound,
 )
-from dspex_jupyter.state.bridged import BridgedState, Lease
 
 from .conftest import PYTHON, WAIT_S, python_env, wait_until
 
@@ -347,7 +347,7 @@ HOLDER_PROCESS = textwrap.dedent(
     """
     import sys, time
     from dspex_jupyter.bridge.client import BridgeClient
-    from dspex_jupyter.state.bridged import BridgedState
+    from dspex_jupyter.bridge.state import BridgedState
     state = BridgedState(BridgeClient(sys.argv[1], sys.argv[2]), sys.argv[3], join=True)
     state.acquire_lock(["a"], "doomed-optimizer", ttl_s=3600)
     print("HELD", flush=True)

@@ -6,9 +6,9 @@ import uuid
 
 from dspex_jupyter.bridge._proto import dspex_bridge_pb2 as pb
 from dspex_jupyter.bridge.client import BridgeClient
+from dspex_jupyter.bridge.state import BridgedState
 from dspex_jupyter.bridge.testing import ServerProcess
 from dspex_jupyter.errors import SessionNotFound
-from dspex_jupyter.state.bridged import BridgedState
 
 from .conftest import wait_until
 from .test_faults import Collector

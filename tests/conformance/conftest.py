@@ -43,7 +43,7 @@ def _bridged_factory(server) -> Iterator[Factory]:
     import uuid
 
     from dspex_jupyter.bridge.client import BridgeClient
-    from dspex_jupyter.state.bridged import BridgedState
+    from dspex_jupyter.bridge.state import BridgedState
 
     made: list[StateProvider] = []
 

@@ -1,136 +1,29 @@
-"""Running a program: data flow, bindings, the trace, and the bridged seam."""
+"""Running a program in a context: data flow, bindings, the trace, and the bridged seam.
+
+This sits above ``Context`` because a run needs one: it bridges the context
+when a module runs out of process, registers the program's variables, and
+records every run on the context. What a program *is* lives in
+:mod:`dspex_jupyter.program`.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from typing import Any
 
+from ..context import default_context
 from ..errors import DSPexError, ModuleExecutionError, ProgramError, VariableExists
-from .module import Module, check_json, json_safe
+from ..program import ProgramSpec
+from ..program.bridged import LM_PARAMS
+from ..program.module import Module, check_json, json_safe
+from .result import RunResult, TraceEntry
 
-__all__ = ["run_program", "RunResult", "TraceEntry"]
-
-
-@dataclass(frozen=True)
-class TraceEntry(Mapping):
-    """What one module did in one run. Attribute access, or ``entry["outputs"]``.
-
-    ``variables`` maps each bound variable to ``{"param", "version", "value"}``:
-    the version of the variable this module read (when it started executing).
-    ``usage`` is the LM usage of a bridged module (``prompt_tokens``,
-    ``completion_tokens``, ``total_tokens``, ``calls``), ``None`` for native
-    ones. ``lm`` is the LM a bridged module used (``model``, ``temperature``,
-    ``max_tokens``, ``model_source``), never its API key.
-    """
-
-    index: int
-    name: str
-    type: str
-    kind: str
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
-    bindings: dict[str, str]
-    variables: dict[str, dict[str, Any]]
-    latency_ms: float
-    usage: dict[str, Any] | None = None
-    lm: dict[str, Any] | None = None
-    status: str = "ok"
-    error: str | None = None
-
-    def __getitem__(self, key: str) -> Any:
-        if key in self._names():
-            return getattr(self, key)
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __len__(self) -> int:
-        return len(self._names())
-
-    @classmethod
-    def _names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
-    @property
-    def versions(self) -> dict[str, int]:
-        """``{variable: version}`` read by this module."""
-        return {name: used["version"] for name, used in self.variables.items()}
-
-    def to_dict(self) -> dict[str, Any]:
-        return json_safe({name: getattr(self, name) for name in self._names()})
-
-    def __repr__(self) -> str:
-        used = ", ".join(f"{k}@v{v['version']}" for k, v in self.variables.items())
-        return (
-            f"<{self.kind} {self.name} {self.status} {self.latency_ms:.1f} ms"
-            f"{' vars ' + used if used else ''} -> {sorted(self.outputs)}>"
-        )
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """The result of ``Program.run``: ``outputs`` (everything the modules produced,
-    later modules overriding earlier ones), ``values`` (inputs and outputs), and
-    ``trace`` (one :class:`TraceEntry` per module, in order)."""
-
-    run_id: str
-    program: str | None
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
-    trace: tuple[TraceEntry, ...]
-    latency_ms: float
-    backend: str
-    started_at: float
-    status: str = "ok"
-    error: str | None = None
-    values: dict[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, key: str) -> Any:
-        """``result["answer"]`` is ``result.outputs["answer"]``."""
-        return self.outputs[key]
-
-    @property
-    def usage(self) -> dict[str, int]:
-        """LM usage summed over the run's bridged modules."""
-        total = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0}
-        for entry in self.trace:
-            for key in total:
-                total[key] += int((entry.usage or {}).get(key) or 0)
-        return total
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-safe summary given to ``Context.record_run`` (no API keys in it)."""
-        return json_safe(
-            {
-                "run_id": self.run_id,
-                "program": self.program,
-                "status": self.status,
-                "error": self.error,
-                "backend": self.backend,
-                "started_at": self.started_at,
-                "latency_ms": self.latency_ms,
-                "inputs": self.inputs,
-                "outputs": self.outputs,
-                "usage": self.usage,
-                "trace": [e.to_dict() for e in self.trace],
-            }
-        )
-
-    def __repr__(self) -> str:
-        steps = " -> ".join(f"{e.name}" for e in self.trace)
-        return (
-            f"<RunResult {self.status} {self.latency_ms:.1f} ms [{steps}] "
-            f"outputs={sorted(self.outputs)}>"
-        )
+__all__ = ["run_program"]
 
 
 def _resolve_spec(spec: Any) -> Any:
-    from .spec import ProgramSpec
-
     if isinstance(spec, ProgramSpec):
         return spec
     if isinstance(spec, type) and callable(getattr(spec, "build", None)):
@@ -223,8 +116,6 @@ def _run_native(module: Any, values: dict[str, Any], ctx: Any) -> dict[str, Any]
 
 
 def _run_bridged(module: Any, values: dict[str, Any], ctx: Any) -> dict[str, Any]:
-    from ..modules import LM_PARAMS
-
     names = module.input_fields()
     missing = [n for n in names if n not in values]
     if missing:
@@ -270,8 +161,6 @@ def run_program(
     A failing module raises ``ModuleExecutionError`` (or the typed error it
     raised); the exception's ``result`` attribute holds the partial run.
     """
-    from ..context import default_context
-
     spec = _resolve_spec(spec)
     if not isinstance(inputs, Mapping) or not all(isinstance(k, str) for k in inputs):
         raise ProgramError(f"inputs must be a mapping of field names to values, got {inputs!r}")

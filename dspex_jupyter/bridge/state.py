@@ -46,13 +46,15 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from ..errors import ValidationError, VariableNotFound
+from ..state.provider import CORE_CAPABILITIES, StateProvider
+from ..state.watch import Subscription, WatchFilter, WatchHub, check_watch_names
 from ..variables.record import SIGNAL_KINDS, Variable, WatchEvent
 from ..variables.types import check_name, normalize_type
-from .provider import CORE_CAPABILITIES, StateProvider
-from .watch import Subscription, WatchFilter, WatchHub, check_watch_names
+from . import convert
+from ._proto import dspex_bridge_pb2 as pb
 
 if TYPE_CHECKING:
-    from ..bridge.client import BridgeClient
+    from .client import BridgeClient
 
 __all__ = ["BridgedState", "Lease"]
 
@@ -118,9 +120,6 @@ class BridgedState(StateProvider):
         cleanup_on_close: bool = False,
         owns_client: bool = True,
     ) -> None:
-        from ..bridge import convert
-        from ..bridge._proto import dspex_bridge_pb2 as pb
-
         self._pb = pb
         self._c = convert
         self.client = client

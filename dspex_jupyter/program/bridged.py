@@ -1,0 +1,213 @@
+"""Bridged modules: DSPy's ``Predict``, ``ChainOfThought`` and ``ReAct``, run out of process.
+
+In the kernel these are pure data (a string signature, options, bindings);
+importing this module never imports DSPy. When a program containing one runs,
+``Program.run`` upgrades the context to the bridged backend and the bridge
+server runs the module in a worker process with DSPy (see
+:mod:`dspex_jupyter.bridge.execution`).
+
+Bindable parameters (``.bind_to_variable(variable, as_=param)``); each is read
+from the session by the bridge server when the module starts executing:
+
+``temperature``
+    the LM sampling temperature (overrides ``lm["temperature"]``).
+``model`` or ``llm_model`` (one of them)
+    the LM model name. A name without a provider prefix (``"gpt-4"``) is sent
+    to the configured OpenAI-compatible ``api_base`` as ``openai/gpt-4``.
+``max_tokens``
+    the LM's maximum completion tokens.
+``instructions``
+    the signature's instructions (the prompt's task description), e.g. a
+    ``str`` variable an optimizer tunes.
+an input field of the signature (e.g. ``context``)
+    that input is taken from the variable instead of from the running values.
+``max_iters`` (``ReAct`` only)
+    the maximum number of tool-use steps.
+
+Any other name is rejected with ``ProgramError`` when binding.
+
+Model choice, in priority order: a bound ``model``/``llm_model``; else an
+``llm_model`` value already in the program's running values (for instance the
+output of :class:`dspex_jupyter.native.QueryClassifier`, which publishes its
+own ``llm_model`` binding for the steps after it); else ``lm["model"]`` of the
+context's LM configuration (``DSPEX_LM_MODEL``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from ..errors import ProgramError
+from .module import BridgedModule, register_module_type
+from .signature import parse_signature
+
+__all__ = ["Predict", "ChainOfThought", "ReAct", "LM_PARAMS", "tool_path"]
+
+#: Bindable parameters that configure the LM rather than the module.
+LM_PARAMS = ("temperature", "model", "llm_model", "max_tokens")
+_PARAM_MEANING = {
+    "temperature": "the LM sampling temperature",
+    "model": "the LM model name",
+    "llm_model": "the LM model name",
+    "max_tokens": "the LM's maximum completion tokens",
+    "instructions": "the signature's instructions",
+    "max_iters": "ReAct's maximum number of tool-use steps",
+}
+
+
+class _DSPyModule(BridgedModule):
+    """Shared behaviour of the bridged DSPy modules."""
+
+    __slots__ = ()
+    extra_params: ClassVar[tuple[str, ...]] = ()
+
+    def _setup(self, signature: str, name: str | None, **options: Any) -> None:
+        parse_signature(signature)  # fail at build time, with the signature named
+        if options.get("instructions") is not None and not isinstance(options["instructions"], str):
+            raise ProgramError(f"instructions must be a string, got {options['instructions']!r}")
+        clean = {"signature": signature}
+        clean.update({k: v for k, v in options.items() if v is not None})
+        self._init(clean, name)
+
+    @property
+    def signature(self) -> str:
+        return self._options["signature"]
+
+    def input_fields(self) -> list[str]:
+        bound = set(self._bindings)
+        return [f for f in parse_signature(self.signature).inputs if f not in bound]
+
+    def optional_input_fields(self) -> list[str]:
+        return ["llm_model"]
+
+    def output_fields(self) -> list[str]:
+        return list(parse_signature(self.signature).outputs)
+
+    def bindable_params(self) -> Iterable[str]:
+        return (
+            *LM_PARAMS,
+            "instructions",
+            *self.extra_params,
+            *parse_signature(self.signature).inputs,
+        )
+
+    def describe_param(self, param: str) -> str:
+        if param in _PARAM_MEANING:
+            return _PARAM_MEANING[param]
+        return f"the input field {param!r} of the signature"
+
+    def _check_binding(self, param: str, existing: Mapping[str, str]) -> None:
+        if param in ("model", "llm_model") and ({"model", "llm_model"} - {param}) & set(existing):
+            raise ProgramError(f"{self.type_name}: bind either 'model' or 'llm_model', not both")
+
+    def _repr_args(self) -> list[str]:
+        options = self.options
+        args = [repr(options.pop("signature"))]
+        args += [f"{k}={v!r}" for k, v in options.items()]
+        return args
+
+
+@register_module_type
+class Predict(_DSPyModule):
+    """``dspy.Predict(signature)``: one LM call that fills the output fields."""
+
+    type_name: ClassVar[str] = "Predict"
+    __slots__ = ()
+
+    def __init__(self, signature: str, *, instructions: str | None = None, name: str | None = None):
+        self._setup(signature, name, instructions=instructions)
+
+
+@register_module_type
+class ChainOfThought(_DSPyModule):
+    """``dspy.ChainOfThought(signature)``: adds a ``reasoning`` output before the others."""
+
+    type_name: ClassVar[str] = "ChainOfThought"
+    __slots__ = ()
+
+    def __init__(self, signature: str, *, instructions: str | None = None, name: str | None = None):
+        self._setup(signature, name, instructions=instructions)
+
+    def output_fields(self) -> list[str]:
+        return ["reasoning", *super().output_fields()]
+
+
+def tool_path(tool: Callable[..., Any] | str) -> str:
+    """The importable ``"package.module:function"`` name of a ReAct tool.
+
+    Tools run in the bridge's worker processes, which resolve them by import,
+    so they must be defined in an importable module (not in a notebook cell,
+    not a lambda or a nested function).
+    """
+    if isinstance(tool, str):
+        module, sep, attr = tool.partition(":") if ":" in tool else tool.rpartition(".")
+        parts = [*module.split("."), *attr.split(".")]
+        if not module or not attr or not all(p.isidentifier() for p in parts):
+            raise ProgramError(
+                f"a tool name must be an importable dotted path like 'package.module.function' "
+                f"or 'package.module:function', got {tool!r}"
+            )
+        return tool
+    if not callable(tool):
+        raise ProgramError(f"a ReAct tool must be a function or a dotted path, got {tool!r}")
+    module = getattr(tool, "__module__", None)
+    qualname = getattr(tool, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        raise ProgramError(
+            f"tool {tool!r} is not importable by name (lambdas and nested functions are not); "
+            "define it at the top level of a module"
+        )
+    if module == "__main__":
+        raise ProgramError(
+            f"tool {qualname!r} is defined in __main__ (a notebook or a script), which the "
+            "bridge's workers cannot import; move it into an importable module"
+        )
+    try:
+        resolved: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            resolved = getattr(resolved, part)
+    except (ImportError, AttributeError):
+        resolved = None
+    if resolved is not tool:
+        raise ProgramError(f"tool {module}:{qualname} does not resolve back to {tool!r} by import")
+    return f"{module}:{qualname}"
+
+
+@register_module_type
+class ReAct(_DSPyModule):
+    """``dspy.ReAct(signature, tools)``: reason, call tools, then answer.
+
+    ``tools`` are functions or their importable dotted names; the spec stores
+    the names and the bridge worker imports them where the module runs.
+    """
+
+    type_name: ClassVar[str] = "ReAct"
+    extra_params: ClassVar[tuple[str, ...]] = ("max_iters",)
+    __slots__ = ()
+
+    def __init__(
+        self,
+        signature: str,
+        tools: Sequence[Callable[..., Any] | str] = (),
+        *,
+        max_iters: int = 5,
+        instructions: str | None = None,
+        name: str | None = None,
+    ):
+        if isinstance(tools, (str, bytes)) or not isinstance(tools, Sequence):
+            raise ProgramError("tools must be a list of functions or dotted names")
+        if not isinstance(max_iters, int) or isinstance(max_iters, bool) or max_iters < 1:
+            raise ProgramError(f"max_iters must be a positive int, got {max_iters!r}")
+        paths = [tool_path(t) for t in tools]
+        if len(set(paths)) != len(paths):
+            raise ProgramError(f"duplicate tools: {paths}")
+        self._setup(signature, name, tools=paths, max_iters=max_iters, instructions=instructions)
+
+    @property
+    def tools(self) -> list[str]:
+        return list(self._options["tools"])
+
+    def output_fields(self) -> list[str]:
+        return ["trajectory", "reasoning", *super().output_fields()]
