@@ -15,14 +15,19 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 demo: setup
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(PY) examples/demo.py
 
+# The README's test command: lint, format, types, the TypeScript build (strict), then the suite.
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) scripts/build_labextension.py
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(PY) -m pytest
 
 bench: setup
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(PY) bench/run_all.py
 
 lint: setup
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
