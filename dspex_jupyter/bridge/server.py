@@ -456,15 +456,8 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
             if record is None:
                 continue
             out.append(
-                WatchEvent(
-                    name,
-                    record.value,
-                    record.value,
-                    record.version,
-                    source,
-                    now,
-                    "dependency_changed",
-                    {"dependencies": dependents[name]},
+                WatchEvent.signal(
+                    record, "dependency_changed", source, now, {"dependencies": dependents[name]}
                 )
             )
         return out
@@ -1050,14 +1043,11 @@ def _lock_events(
         record = session.table.variables.get(name)
         if record is not None:
             out.append(
-                WatchEvent(
-                    name,
-                    record.value,
-                    record.value,
-                    record.version,
+                WatchEvent.signal(
+                    record,
+                    kind,
                     lease.holder,
                     now,
-                    kind,
                     {"holder": lease.holder, "lease_id": lease.lease_id, "reason": reason},
                 )
             )

@@ -316,31 +316,13 @@ class BridgedState(StateProvider):
             before = old.get(name)
             if before is None or before.version != record.version:
                 self._hub.publish(
-                    WatchEvent(
-                        name,
-                        None if before is None else before.value,
-                        record.value,
-                        record.version,
-                        record.source,
-                        record.timestamp,
-                        "registered" if before is None else "set",
-                        record.metadata,
-                    )
+                    WatchEvent.change(record, "registered")
+                    if before is None
+                    else WatchEvent.change(record, "set", before.value)
                 )
         for name, before in old.items():
             if name not in new:
-                self._hub.publish(
-                    WatchEvent(
-                        name,
-                        before.value,
-                        None,
-                        before.version + 1,
-                        "sync",
-                        time.time(),
-                        "deleted",
-                        before.metadata,
-                    )
-                )
+                self._hub.publish(WatchEvent.deleted(before, "sync", time.time()))
 
     # ------------------------------------------------------------------ core
 

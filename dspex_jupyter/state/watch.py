@@ -263,13 +263,4 @@ def check_watch_names(names: Iterable[str] | str | None) -> list[str] | None:
 
 def initial_event(record: Variable) -> WatchEvent:
     """The event ``include_initial`` delivers: the current value, with no old value."""
-    return WatchEvent(
-        record.name,
-        None,
-        record.value,
-        record.version,
-        record.source,
-        record.timestamp,
-        "initial",
-        record.metadata,
-    )
+    return WatchEvent.change(record, "initial")

@@ -80,6 +80,57 @@ class WatchEvent(NamedTuple):
     kind: str = "set"
     metadata: Mapping[str, Any] = EMPTY
 
+    @classmethod
+    def change(cls, record: Variable, kind: str, old_value: Any = None) -> WatchEvent:
+        """The event for ``record`` becoming current (``initial``, ``registered``,
+        ``set``): name, version, source, time and metadata all come from the record."""
+        return cls(
+            record.name,
+            old_value,
+            record.value,
+            record.version,
+            record.source,
+            record.timestamp,
+            kind,
+            record.metadata,
+        )
+
+    @classmethod
+    def deleted(cls, record: Variable, source: str, timestamp: float) -> WatchEvent:
+        """The event for deleting ``record``: a deletion is one more version."""
+        return cls(
+            record.name,
+            record.value,
+            None,
+            record.version + 1,
+            source,
+            timestamp,
+            "deleted",
+            record.metadata,
+        )
+
+    @classmethod
+    def signal(
+        cls,
+        record: Variable,
+        kind: str,
+        source: str,
+        timestamp: float,
+        metadata: Mapping[str, Any],
+    ) -> WatchEvent:
+        """A :data:`SIGNAL_KINDS` event: it tells about ``record`` without changing it,
+        so old and new value are both its current value."""
+        return cls(
+            record.name,
+            record.value,
+            record.value,
+            record.version,
+            source,
+            timestamp,
+            kind,
+            metadata,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -119,16 +119,7 @@ class VariableTable:
             )
         self.variables[record.name] = record
         self._validators[record.name] = validator
-        return WatchEvent(
-            record.name,
-            None,
-            record.value,
-            record.version,
-            record.source,
-            record.timestamp,
-            "registered",
-            record.metadata,
-        )
+        return WatchEvent.change(record, "registered")
 
     def prepare_set(
         self,
@@ -168,16 +159,7 @@ class VariableTable:
         """Make a prepared record current and describe the change."""
         old = self.variables[record.name]
         self.variables[record.name] = record
-        return WatchEvent(
-            record.name,
-            old.value,
-            record.value,
-            record.version,
-            record.source,
-            record.timestamp,
-            "set",
-            record.metadata,
-        )
+        return WatchEvent.change(record, "set", old.value)
 
     def set(self, name: str, value: Any, **options: Any) -> tuple[Variable, WatchEvent]:
         record = self.prepare_set(name, value, **options)
@@ -214,9 +196,7 @@ class VariableTable:
         old = self.get(name)
         del self.variables[name]
         del self._validators[name]
-        return WatchEvent(
-            name, old.value, None, old.version + 1, source, time.time(), "deleted", old.metadata
-        )
+        return WatchEvent.deleted(old, source, time.time())
 
     # ------------------------------------------------------------------ snapshots
 
@@ -247,16 +227,9 @@ class VariableTable:
             self.variables[record.name] = record
             self._validators[record.name] = validator
             events.append(
-                WatchEvent(
-                    record.name,
-                    None if current is None else current.value,
-                    record.value,
-                    record.version,
-                    record.source,
-                    record.timestamp,
-                    "registered" if current is None else "set",
-                    record.metadata,
-                )
+                WatchEvent.change(record, "registered")
+                if current is None
+                else WatchEvent.change(record, "set", current.value)
             )
         return events
 
