@@ -12,6 +12,7 @@ This layer knows no Jupyter and no runner: the layers above plug in through
 
 from __future__ import annotations
 
+import builtins
 import collections
 import logging
 import threading
@@ -415,10 +416,10 @@ class Context:
         with self._gate:
             self._provider.remove_dependency(name, depends_on)
 
-    def dependencies(self, name: str) -> list[str]:
+    def dependencies(self, name: str) -> builtins.list[str]:
         return self._provider.dependencies(name)
 
-    def topological_order(self) -> list[str]:
+    def topological_order(self) -> builtins.list[str]:
         """Every variable, each after what it depends on (ties by name)."""
         return self._provider.topological_order()
 
@@ -450,11 +451,11 @@ class Context:
         with self._gate:
             self._provider.revoke(principal, rights, variable)
 
-    def permissions(self, principal: str) -> dict[str, list[str]]:
+    def permissions(self, principal: str) -> dict[str, builtins.list[str]]:
         """``{"*": session-wide rights, variable: rights}`` of ``principal`` (bridged)."""
         return self._provider.permissions(principal)
 
-    def history(self, name: str, limit: int | None = None) -> list[Variable]:
+    def history(self, name: str, limit: int | None = None) -> builtins.list[Variable]:
         return self._provider.history(name, limit)
 
     def rollback(self, name: str, version: int) -> Variable:

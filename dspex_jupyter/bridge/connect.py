@@ -41,6 +41,7 @@ def open_bridged_state(config: BridgeConfig) -> BridgedState:
     state closes (the server stops with its last user).
     """
     release: Callable[[], None] | None = None
+    token: str | None
     if config.address is None:
         server = launcher.acquire(store=config.store)
         address, token = server.address, server.token

@@ -93,9 +93,9 @@ def _rebuild(cls: type[BaseException], detail: dict[str, Any]) -> BaseException:
     message = detail.get("message", "")
     try:
         if issubclass(cls, E.VariableNotFound):
-            exc = cls(detail.get("name", ""))
-            exc.args = (message,)
-            return exc
+            missing = cls(detail.get("name", ""))
+            missing.args = (message,)
+            return missing
         if issubclass(cls, E.VersionConflict):
             return cls(detail["name"], detail["expected"], detail["actual"])
         if issubclass(cls, E.CycleError):
@@ -103,9 +103,9 @@ def _rebuild(cls: type[BaseException], detail: dict[str, Any]) -> BaseException:
         if issubclass(cls, E.LockedError):
             return cls(message, detail.get("holder"))
         if issubclass(cls, E.NotSupportedByBackend):
-            exc = cls(detail["operation"], detail["backend"])
-            exc.args = (message,)
-            return exc
+            unsupported = cls(detail["operation"], detail["backend"])
+            unsupported.args = (message,)
+            return unsupported
         return cls(message)
     except (KeyError, TypeError):
         return E.DSPexError(message)

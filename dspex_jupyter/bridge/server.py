@@ -353,11 +353,8 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
         """
         table = session.table
         validators = table._validators  # noqa: SLF001 - same package, restore on failure
-        saved = None
-        if names is not None:
-            saved = {n: (table.variables.get(n), validators.get(n)) for n in names}
-        else:
-            saved = (dict(table.variables), dict(validators))
+        touched = list(table.variables) if names is None else list(names)
+        saved = {n: (table.variables.get(n), validators.get(n)) for n in touched}
         events = mutate()
         try:
             events = events + self._dependency_signals(session, events)
@@ -392,19 +389,18 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
             if events:
                 self.store.commit(session.id, seq, upserts, deletes, rows, meta or None)
         except BaseException:
-            if isinstance(saved, dict):
-                for name, (record, validator) in saved.items():
-                    if record is None:
-                        table.variables.pop(name, None)
-                        validators.pop(name, None)
-                    else:
-                        table.variables[name] = record
-                        validators[name] = validator
-            else:
+            if names is None:  # the mutation may have added any name: start from empty
                 table.variables.clear()
-                table.variables.update(saved[0])
                 validators.clear()
-                validators.update(saved[1])
+            for name, (record, validator) in saved.items():
+                if record is None:
+                    table.variables.pop(name, None)
+                else:
+                    table.variables[name] = record
+                if validator is None:
+                    validators.pop(name, None)
+                else:
+                    validators[name] = validator
             raise
         if graph is not None:
             session.graph = graph
@@ -1008,7 +1004,8 @@ class _Caller(NamedTuple):
 
 def _caller(context: grpc.ServicerContext) -> _Caller:
     """Who is calling: ``dspex-principal``, ``dspex-lease`` and ``dspex-client`` metadata."""
-    principal, leases, client = "", frozenset(), ""
+    principal, client = "", ""
+    leases: frozenset[str] = frozenset()
     for key, value in context.invocation_metadata() or ():
         if key == "dspex-principal":
             principal = value

@@ -37,6 +37,7 @@ carries them:
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
@@ -486,7 +487,7 @@ class BridgedState(StateProvider):
 
     # ------------------------------------------------------------------ history
 
-    def history(self, name: str, limit: int | None = None) -> list[Variable]:
+    def history(self, name: str, limit: int | None = None) -> builtins.list[Variable]:
         if limit is not None and (
             not isinstance(limit, int) or isinstance(limit, bool) or limit < 1
         ):
@@ -514,7 +515,7 @@ class BridgedState(StateProvider):
 
     # ------------------------------------------------------------------ dependencies
 
-    def _names(self, method: str, request: Any) -> list[str]:
+    def _names(self, method: str, request: Any) -> builtins.list[str]:
         return list(self._rpc(method, request).names)
 
     def _dependency_request(self, name: Any, depends_on: Any = "") -> Any:
@@ -532,11 +533,11 @@ class BridgedState(StateProvider):
     def remove_dependency(self, name: str, depends_on: str) -> None:
         self._names("RemoveDependency", self._dependency_request(name, depends_on))
 
-    def dependencies(self, name: str) -> list[str]:
+    def dependencies(self, name: str) -> builtins.list[str]:
         """What ``name`` directly depends on, sorted."""
         return self._names("GetDependencies", self._dependency_request(name))
 
-    def topological_order(self) -> list[str]:
+    def topological_order(self) -> builtins.list[str]:
         """Every variable, each after everything it depends on (ties by name)."""
         return self._names("TopologicalOrder", self._pb.SessionRequest(session_id=self.session_id))
 
@@ -648,7 +649,7 @@ class BridgedState(StateProvider):
     def revoke(self, principal: str, rights: Iterable[str], variable: str | None = None) -> None:
         self._acl("Revoke", principal, rights, variable)
 
-    def permissions(self, principal: str) -> dict[str, list[str]]:
+    def permissions(self, principal: str) -> dict[str, builtins.list[str]]:
         """``{"*": session-wide rights, variable: rights, ...}`` of ``principal``."""
         if not isinstance(principal, str):
             raise ValidationError(f"principal must be a string, got {principal!r}")

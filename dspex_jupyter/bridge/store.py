@@ -138,11 +138,11 @@ class SqliteStore(Store):
             for data in sessions.values():
                 for name, rows in data.history.items():
                     data.history[name] = rows[-history_limit:]
-                rows = db.execute(
+                event_rows = db.execute(
                     "SELECT seq, event FROM events WHERE session = ? AND seq > ? ORDER BY seq",
                     (data.session_id, data.last_seq - event_limit),
                 ).fetchall()
-                data.events = [(seq, json.loads(event)) for seq, event in rows]
+                data.events = [(seq, json.loads(event)) for seq, event in event_rows]
             return list(sessions.values())
 
     def save_session(self, session_id: str, ttl_s: float, created_at: float) -> None:

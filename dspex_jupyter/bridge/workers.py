@@ -369,7 +369,7 @@ class WorkerPool:
             ) from None
         if not reply.get("ok"):
             error = reply.get("error") or {}
-            cls = _ERROR_TYPES.get(error.get("type"), ModuleExecutionError)
+            cls = _ERROR_TYPES.get(str(error.get("type")), ModuleExecutionError)
             message = error.get("message") or "the module failed"
             raise (
                 cls(message)

@@ -186,7 +186,11 @@ class ContextInfo:
 
     def _facts(self) -> list[list[Any]]:
         ctx = self.context
-        facts = [["name", ctx.name], ["backend", ctx.backend], ["session", ctx.session_id]]
+        facts: list[list[Any]] = [
+            ["name", ctx.name],
+            ["backend", ctx.backend],
+            ["session", ctx.session_id],
+        ]
         if not ctx.closed:
             facts.append(["address", ctx.address or "-"])
             facts.append(["variables", len(ctx.list())])

@@ -104,6 +104,14 @@ class DSPexMagics(Magics):
         self._context: Context | None = None
         self._watches: list[Any] = []
 
+    @property
+    def _namespace(self) -> dict[str, Any]:
+        """The user's namespace, where ``%dspex load`` puts specs and ``run`` finds them."""
+        if self.shell is None:
+            raise RuntimeError("the %dspex magics need an IPython shell")
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
+
     # ------------------------------------------------------------------ the magic
 
     @line_cell_magic
@@ -154,7 +162,7 @@ class DSPexMagics(Magics):
         from .cellprogram import parse_program_cell
 
         spec = parse_program_cell(cell, name=tokens[1])
-        self.shell.user_ns[tokens[1]] = spec
+        self._namespace[tokens[1]] = spec
         data = spec.to_dict()
         chain = " -> ".join(m.get("name") or m.get("type", "?") for m in data.get("modules", []))
         count = len(data.get("variables", []))
@@ -210,14 +218,14 @@ class DSPexMagics(Magics):
             return self._context
         if action == "use":
             self._arity("context use", rest, 1, 1, "context use VAR")
-            value = self.shell.user_ns.get(rest[0])
-            if not isinstance(value, Context):
+            found = self._namespace.get(rest[0])
+            if not isinstance(found, Context):
                 raise MagicSyntaxError(
                     f"{rest[0]!r} is not a Context in the user namespace",
                     expected="the name of a variable holding a dspex_jupyter.Context",
                 )
-            self._context = value
-            return ContextInfo(value)
+            self._context = found
+            return ContextInfo(found)
         if action == "bridge":
             self._arity("context bridge", rest, 0, 0, "context bridge")
             self.context.ensure_bridged()
@@ -320,12 +328,12 @@ class DSPexMagics(Magics):
         for token in args[1:]:
             key, value = split_key_value(token, what="an input KEY=VALUE")
             inputs[key] = parse_input_value(value)
-        if name not in self.shell.user_ns:
+        if name not in self._namespace:
             raise MagicSyntaxError(
                 f"no program named {name!r} in the user namespace",
                 expected="a variable holding a program spec (e.g. from %%dspex program NAME)",
             )
-        spec = _as_spec(self.shell.user_ns[name], name)
+        spec = _as_spec(self._namespace[name], name)
         from ..running import Program
         from .display import RunResultView
 

@@ -130,12 +130,12 @@ class PanelHub:
 
     # ------------------------------------------------------------------ comm target
 
-    def open_channel(self, comm: Any, open_msg: Mapping[str, Any] | None = None) -> Channel:
+    def open_channel(self, comm: Any, open_msg: Mapping[str, Any] | None = None) -> None:
+        """The comm target: a frontend panel opened a channel."""
         channel = Channel(self, comm)
         with self._lock:
             self.channels.append(channel)
         channel.start()
-        return channel
 
     def drop(self, channel: Channel) -> None:
         with self._lock:

@@ -59,10 +59,10 @@ class _VariableTrait:
     def validate(self, obj: VariableTraits, value: Any) -> Any:
         return obj._dspex_write(self.name, value)  # type: ignore[attr-defined]
 
-    def set(self, obj: VariableTraits, value: Any) -> None:
+    def set(self, obj: traitlets.HasTraits, value: Any) -> None:
         # One lock around write + store + notify, shared with the applier, so an
         # older value can never be stored after a newer one was applied.
-        with obj._dspex_lock:
+        with obj._dspex_lock:  # type: ignore[attr-defined]
             super().set(obj, value)  # type: ignore[misc]
 
 

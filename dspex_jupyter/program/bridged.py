@@ -35,7 +35,7 @@ context's LM configuration (``DSPEX_LM_MODEL``).
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -152,27 +152,27 @@ def tool_path(tool: Callable[..., Any] | str) -> str:
         return tool
     if not callable(tool):
         raise ProgramError(f"a ReAct tool must be a function or a dotted path, got {tool!r}")
-    module = getattr(tool, "__module__", None)
-    qualname = getattr(tool, "__qualname__", None)
-    if not module or not qualname or "<" in qualname:
+    tool_module: str | None = getattr(tool, "__module__", None)
+    tool_qualname: str | None = getattr(tool, "__qualname__", None)
+    if not tool_module or not tool_qualname or "<" in tool_qualname:
         raise ProgramError(
             f"tool {tool!r} is not importable by name (lambdas and nested functions are not); "
             "define it at the top level of a module"
         )
-    if module == "__main__":
+    if tool_module == "__main__":
         raise ProgramError(
-            f"tool {qualname!r} is defined in __main__ (a notebook or a script), which the "
+            f"tool {tool_qualname!r} is defined in __main__ (a notebook or a script), which the "
             "bridge's workers cannot import; move it into an importable module"
         )
     try:
-        resolved: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            resolved = getattr(resolved, part)
+        resolved: Any = pkgutil.resolve_name(f"{tool_module}:{tool_qualname}")
     except (ImportError, AttributeError):
         resolved = None
     if resolved is not tool:
-        raise ProgramError(f"tool {module}:{qualname} does not resolve back to {tool!r} by import")
-    return f"{module}:{qualname}"
+        raise ProgramError(
+            f"tool {tool_module}:{tool_qualname} does not resolve back to {tool!r} by import"
+        )
+    return f"{tool_module}:{tool_qualname}"
 
 
 @register_module_type

@@ -145,6 +145,9 @@ class Module:
     type_name: ClassVar[str] = "Module"
 
     __slots__ = ("_name", "_options", "_bindings")
+    _name: str | None
+    _options: Mapping[str, Any]
+    _bindings: Mapping[str, str]
 
     def _init(self, options: Mapping[str, Any], name: str | None = None) -> None:
         if name is not None and (not isinstance(name, str) or not name.strip()):

@@ -13,8 +13,8 @@ instant. Two kinds ship here:
 
 from __future__ import annotations
 
-import importlib
 import inspect
+import pkgutil
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -148,11 +148,8 @@ class QueryClassifier(NativeModule):
 
 
 def _resolve(path: str) -> Callable[..., Any]:
-    module_name, _, qualname = path.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
+        obj: Any = pkgutil.resolve_name(path)
     except (ImportError, AttributeError) as exc:
         raise ProgramError(f"cannot import the function {path!r}: {exc}") from None
     if not callable(obj):
@@ -173,14 +170,14 @@ def _path_of(fn: Callable[..., Any] | str) -> str:
         ):
             raise ProgramError(f"not an importable function name: {fn!r}")
         return fn
-    module = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", None)
-    if not callable(fn) or not module or not qualname or "<" in qualname:
+    fn_module: str | None = getattr(fn, "__module__", None)
+    fn_qualname: str | None = getattr(fn, "__qualname__", None)
+    if not callable(fn) or not fn_module or not fn_qualname or "<" in fn_qualname:
         raise ProgramError(
             f"{fn!r} cannot be named in a spec: use a function defined at the top level of a "
             "module or notebook cell (not a lambda, a nested function or a bound method)"
         )
-    path = f"{module}:{qualname}"
+    path = f"{fn_module}:{fn_qualname}"
     if _resolve(path) is not fn:
         raise ProgramError(f"{path} does not resolve back to {fn!r} by import")
     return path
@@ -241,7 +238,9 @@ class Function(NativeModule):
         signature = self._signature()
         if signature is None:
             return [], [], True
-        required, optional, var_kw = [], [], False
+        required: list[str] = []
+        optional: list[str] = []
+        var_kw = False
         for p in signature.parameters.values():
             if p.kind is p.VAR_KEYWORD:
                 var_kw = True

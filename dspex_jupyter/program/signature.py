@@ -23,7 +23,9 @@ class Signature(NamedTuple):
 
 def _split_top_level(text: str) -> list[str]:
     """Split on commas outside brackets (types like ``dict[str, int]`` contain commas)."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char in "[(":
             depth += 1

@@ -91,6 +91,9 @@ class ProgramSpec:
     """
 
     __slots__ = ("_name", "_variables", "_modules")
+    _name: str | None
+    _variables: tuple[VariableDecl, ...]
+    _modules: tuple[Module, ...]
 
     def __init__(
         self,

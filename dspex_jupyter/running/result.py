@@ -12,7 +12,7 @@ __all__ = ["RunResult", "TraceEntry"]
 
 
 @dataclass(frozen=True)
-class TraceEntry(Mapping):
+class TraceEntry(Mapping[str, Any]):
     """What one module did in one run. Attribute access, or ``entry["outputs"]``.
 
     ``variables`` maps each bound variable to ``{"param", "version", "value"}``:
@@ -58,7 +58,7 @@ class TraceEntry(Mapping):
         return {name: used["version"] for name, used in self.variables.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        return json_safe({name: getattr(self, name) for name in self._names()})
+        return dict(json_safe({name: getattr(self, name) for name in self._names()}))
 
     def __repr__(self) -> str:
         used = ", ".join(f"{k}@v{v['version']}" for k, v in self.variables.items())
@@ -101,20 +101,22 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe summary given to ``Context.record_run`` (no API keys in it)."""
-        return json_safe(
-            {
-                "run_id": self.run_id,
-                "program": self.program,
-                "status": self.status,
-                "error": self.error,
-                "backend": self.backend,
-                "started_at": self.started_at,
-                "latency_ms": self.latency_ms,
-                "inputs": self.inputs,
-                "outputs": self.outputs,
-                "usage": self.usage,
-                "trace": [e.to_dict() for e in self.trace],
-            }
+        return dict(
+            json_safe(
+                {
+                    "run_id": self.run_id,
+                    "program": self.program,
+                    "status": self.status,
+                    "error": self.error,
+                    "backend": self.backend,
+                    "started_at": self.started_at,
+                    "latency_ms": self.latency_ms,
+                    "inputs": self.inputs,
+                    "outputs": self.outputs,
+                    "usage": self.usage,
+                    "trace": [e.to_dict() for e in self.trace],
+                }
+            )
         )
 
     def __repr__(self) -> str:

@@ -8,6 +8,7 @@ a backend that lacks them fails loudly, never silently.
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -143,7 +144,7 @@ class StateProvider(ABC):
         with self._publish_lock:
             self._hub.add(subscription)
 
-    def detach_all(self) -> list[Subscription]:
+    def detach_all(self) -> builtins.list[Subscription]:
         """Hand over every live subscription without closing it."""
         with self._publish_lock:
             return self._hub.detach_all()
@@ -165,10 +166,10 @@ class StateProvider(ABC):
     def remove_dependency(self, name: str, depends_on: str) -> None:
         raise self._unsupported("remove_dependency")
 
-    def dependencies(self, name: str) -> list[str]:
+    def dependencies(self, name: str) -> builtins.list[str]:
         raise self._unsupported("dependencies")
 
-    def topological_order(self) -> list[str]:
+    def topological_order(self) -> builtins.list[str]:
         raise self._unsupported("topological_order")
 
     def acquire_lock(self, names: Iterable[str], holder: str, ttl_s: float = 30.0) -> Any:
@@ -186,10 +187,10 @@ class StateProvider(ABC):
     def revoke(self, principal: str, rights: Iterable[str], variable: str | None = None) -> None:
         raise self._unsupported("revoke")
 
-    def permissions(self, principal: str) -> dict[str, list[str]]:
+    def permissions(self, principal: str) -> dict[str, builtins.list[str]]:
         raise self._unsupported("permissions")
 
-    def history(self, name: str, limit: int | None = None) -> list[Variable]:
+    def history(self, name: str, limit: int | None = None) -> builtins.list[Variable]:
         raise self._unsupported("history")
 
     def rollback(self, name: str, version: int) -> Variable:

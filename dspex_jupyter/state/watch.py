@@ -158,17 +158,18 @@ class Subscription:
             item = self._queue.get()
             if item is _STOP:
                 return
-            items = [item]
+            taken = [item]
             if self.debounce:
-                items = self._gather(items)
-                if items is None:
+                gathered = self._gather(taken)
+                if gathered is None:
                     return
-            for event in _coalesce(items) if self.debounce else items:
+                taken = gathered
+            for event in _coalesce(taken) if self.debounce else taken:
                 if self._closed:
                     return
                 self._deliver(event)
             with self._idle:
-                self._pending = max(0, self._pending - len(items))
+                self._pending = max(0, self._pending - len(taken))
                 if not self._pending:
                     self._idle.notify_all()
 

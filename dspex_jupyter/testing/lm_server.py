@@ -160,7 +160,8 @@ def answer_messages(messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]
         if name == "reasoning":
             values[name] = f"Let me think step by step about: {topic}"
         elif "Literal[" in hint:
-            options = ast.literal_eval("[" + _LITERAL.search(hint).group(1) + "]")
+            literal = _LITERAL.search(hint)
+            options = ast.literal_eval("[" + literal.group(1) + "]") if literal else []
             values[name] = options[0] if options else ""
         elif "bool" in hint:
             values[name] = True
