@@ -34,10 +34,7 @@ CHROMIUM_ARGS = [
 ]
 
 if not Path(CHROMIUM).exists():
-    pytest.skip(
-        f"{CHROMIUM} is missing (scripts/bootstrap.sh installs Debian's chromium)",
-        allow_module_level=True,
-    )
+    raise RuntimeError(f"{CHROMIUM} is missing (scripts/bootstrap.sh installs Debian's chromium)")
 
 
 def _free_port() -> int:

@@ -14,12 +14,10 @@ from collections.abc import Iterator
 import pytest
 
 from dspex_jupyter import Context
+from dspex_jupyter.bridge.testing import ServerProcess
 from dspex_jupyter.jupyter import sync
 
 from .conftest import wait_until
-
-pytest.importorskip("grpc")
-from dspex_jupyter.bridge.testing import ServerProcess  # noqa: E402
 
 OTHER_PROCESS = textwrap.dedent(
     """

@@ -156,10 +156,6 @@ def test_run_a_bridged_program_shows_outputs_trace_and_lm_usage(shell, monkeypat
             run(shell, "%dspex context use bctx")
             run(shell, CELL)
             result = shell.run_cell('%dspex run qa question="What is DSPex?"')
-            if isinstance(
-                result.error_in_exec, (errors.NotSupportedByBackend, errors.BridgeUnavailable)
-            ):
-                pytest.skip(f"bridged execution not available yet: {result.error_in_exec}")
             assert result.success, result.error_in_exec
             view = result.result
             assert view.outputs["answer"] == "Test answer for: What is DSPex?"

@@ -7,14 +7,13 @@ import subprocess
 import sys
 import urllib.request
 
+import dspy
 import pytest
 
 from dspex_jupyter.testing import LMServer
 from dspex_jupyter.testing.lm_server import answer_messages
 
 from .conftest import SECRET
-
-dspy = pytest.importorskip("dspy")
 
 
 def make_lm(server, model="openai/test-lm", **kwargs):

@@ -1,18 +1,14 @@
-"""SPEC §1 end to end through Program.run.
+"""The README's first program end to end through Program.run.
 
-The bridged half needs the bridge server's ExecuteModule (BridgedState.execute_module
-calling dspex_jupyter.bridge.execution.execute_module_request); until that is wired,
-these tests skip with the reason. Everything before the bridged step is real.
+The native step runs in the kernel; the bridged step runs on a real bridge
+server against the scripted LM server. A missing bridge is a failure, not a skip.
 """
 
 from __future__ import annotations
 
 import json
 
-import pytest
-
 from dspex_jupyter import Context, Program, Variables
-from dspex_jupyter.errors import BridgeUnavailable, NotSupportedByBackend
 from dspex_jupyter.modules import ChainOfThought
 from dspex_jupyter.native import QueryClassifier
 
@@ -36,19 +32,12 @@ class MyProgram(Program.Definition):
         )
 
 
-def run_or_skip(spec, inputs, context):
-    try:
-        return Program.run(spec, inputs, context=context)
-    except (BridgeUnavailable, NotSupportedByBackend, ImportError) as exc:
-        pytest.skip(f"awaits the bridge's ExecuteModule: {type(exc).__name__}: {exc}")
-
-
 def test_spec_one_as_written(lm):
     context = Context.start(lm=lm_config(lm))
     try:
         assert context.backend == "local"
         spec = MyProgram().build()
-        result = run_or_skip(spec, {"question": "What is DSPex?"}, context)
+        result = Program.run(spec, {"question": "What is DSPex?"}, context=context)
         assert context.backend == "bridged"
         assert result.outputs["category"] == "factual"
         assert result.outputs["answer"] == "Test answer for: What is DSPex?"
