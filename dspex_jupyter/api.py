@@ -64,9 +64,16 @@ class Variables:
         )
 
     @staticmethod
-    def update(ctx: Context | None, name: str, fn: Callable[[Any], Any]) -> Variable:
+    def update(
+        ctx: Context | None,
+        name: str,
+        fn: Callable[[Any], Any],
+        *,
+        source: str = "api",
+        retries: int = 100,
+    ) -> Variable:
         """Atomic ``value = fn(value)``, retried if another writer got there first."""
-        return _ctx(ctx).update(name, fn)
+        return _ctx(ctx).update(name, fn, source=source, retries=retries)
 
     @staticmethod
     def get_many(ctx: Context | None, names: Iterable[str]) -> dict[str, Any]:
@@ -78,18 +85,21 @@ class Variables:
         updates: Mapping[str, Any],
         metadata: Mapping[str, Any] | None = None,
         *,
+        expected_versions: Mapping[str, int] | None = None,
         source: str = "api",
     ) -> dict[str, Variable]:
         """Write several variables at once: all succeed or none changes."""
-        return _ctx(ctx).update_many(updates, metadata=metadata, source=source)
+        return _ctx(ctx).update_many(
+            updates, metadata=metadata, expected_versions=expected_versions, source=source
+        )
 
     @staticmethod
     def list(ctx: Context | None = None) -> builtins.list[Variable]:
         return _ctx(ctx).list()
 
     @staticmethod
-    def delete(ctx: Context | None, name: str) -> None:
-        _ctx(ctx).delete(name)
+    def delete(ctx: Context | None, name: str, *, source: str = "api") -> None:
+        _ctx(ctx).delete(name, source=source)
 
     @staticmethod
     def watch(

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from ..errors import ValidationError, VariableNotFound
-from ..state.provider import CORE_CAPABILITIES, StateProvider
+from ..state.provider import StateProvider
 from ..state.watch import Subscription, WatchFilter, WatchHub, check_watch_names
 from ..variables.record import SIGNAL_KINDS, Variable, WatchEvent
 from ..variables.types import check_name, normalize_type
@@ -162,9 +162,6 @@ class BridgedState(StateProvider):
             self._cond.wait_for(lambda: self._live or self._closed or self._denied, SYNC_TIMEOUT_S)
 
     # ------------------------------------------------------------------ plumbing
-
-    def capabilities(self) -> frozenset[str]:
-        return CORE_CAPABILITIES | {"history", "dependencies", "locks", "access_control"}
 
     @property
     def live(self) -> bool:

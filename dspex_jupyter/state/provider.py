@@ -1,6 +1,6 @@
 """The ``StateProvider`` interface every backend implements.
 
-The core (register ... capabilities) is abstract. The advanced operations
+The core (register ... watch) is abstract. The advanced operations
 (dependencies, optimizer locks, access control, history) have a default that
 raises :class:`NotSupportedByBackend` naming the operation and the backend, so
 a backend that lacks them fails loudly, never silently.
@@ -18,24 +18,7 @@ from ..errors import NotSupportedByBackend
 from ..variables.record import Variable, WatchEvent
 from .watch import Subscription, WatchFilter, WatchHub
 
-__all__ = ["StateProvider", "CORE_CAPABILITIES", "ADVANCED_CAPABILITIES"]
-
-CORE_CAPABILITIES = frozenset(
-    {
-        "register",
-        "get",
-        "set",
-        "compare_and_set",
-        "delete",
-        "list",
-        "get_many",
-        "update_many",
-        "export",
-        "import",
-        "watch",
-    }
-)
-ADVANCED_CAPABILITIES = frozenset({"dependencies", "locks", "access_control", "history"})
+__all__ = ["StateProvider"]
 
 
 class StateProvider(ABC):
@@ -45,9 +28,6 @@ class StateProvider(ABC):
     name: str = "abstract"
     #: Whether this backend needs a bridge server.
     requires_bridge: bool = False
-
-    def capabilities(self) -> frozenset[str]:
-        return CORE_CAPABILITIES
 
     # ------------------------------------------------------------------ core
 

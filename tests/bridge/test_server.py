@@ -124,7 +124,6 @@ def test_history_and_rollback(open_state):
     with pytest.raises(ValidationError):
         state.rollback("t", 99)
     assert state.get("t").version == 4
-    assert "history" in state.capabilities()
 
 
 def test_watch_resume_replays_exactly_and_refuses_lost_positions():

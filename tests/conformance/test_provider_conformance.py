@@ -14,7 +14,6 @@ from dspex_jupyter.errors import (
     VariableNotFound,
     VersionConflict,
 )
-from dspex_jupyter.state.provider import CORE_CAPABILITIES
 
 from .helpers import WAIT_S, Collector
 
@@ -222,8 +221,7 @@ def test_import_is_atomic_and_refuses_clashes(make_provider):
     assert target.get("steps").version == 2  # never goes back in version
 
 
-def test_capabilities(provider):
-    assert CORE_CAPABILITIES <= provider.capabilities()
+def test_backend_identity(provider):
     assert provider.name in ("local", "bridged")
     assert provider.requires_bridge == (provider.name == "bridged")
 
