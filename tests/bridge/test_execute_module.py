@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import textwrap
-import time
 
 import pytest
 
@@ -85,10 +84,8 @@ def test_kill9_of_the_kernel_after_a_module_run_leaves_no_orphans(lm):
     assert worker_pids, "the module ran in no worker process"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(WAIT_S)
-    deadline = time.monotonic() + 2.0
-    while _alive(server_pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not _alive(server_pid), "the private server outlived its kernel by more than 2 s"
+    # the condition, not a clock: the server must go by itself however loaded the machine
+    assert wait_until(lambda: not _alive(server_pid)), "the private server outlived its kernel"
     for pid in worker_pids:
         assert wait_until(lambda pid=pid: not _alive(pid)), f"worker {pid} was orphaned"
 
