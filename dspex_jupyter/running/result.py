@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 from ..program.module import json_safe
 
@@ -58,7 +58,7 @@ class TraceEntry(Mapping[str, Any]):
         return {name: used["version"] for name, used in self.variables.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(json_safe({name: getattr(self, name) for name in self._names()}))
+        return cast("dict[str, Any]", json_safe({n: getattr(self, n) for n in self._names()}))
 
     def __repr__(self) -> str:
         used = ", ".join(f"{k}@v{v['version']}" for k, v in self.variables.items())
@@ -101,7 +101,8 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe summary given to ``Context.record_run`` (no API keys in it)."""
-        return dict(
+        return cast(
+            "dict[str, Any]",
             json_safe(
                 {
                     "run_id": self.run_id,
@@ -116,7 +117,7 @@ class RunResult:
                     "usage": self.usage,
                     "trace": [e.to_dict() for e in self.trace],
                 }
-            )
+            ),
         )
 
     def __repr__(self) -> str:
