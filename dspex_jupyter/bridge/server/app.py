@@ -1,0 +1,151 @@
+"""``BridgeServer``: the gRPC server, its token check, health service and session reaper."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from ... import errors as E
+from .._proto import dspex_bridge_pb2_grpc as pb_grpc
+from ..errors import error_status
+from ..store import Store
+from .core import DEFAULT_TTL_S
+from .servicer import BridgeServicer
+from .session import CLOSED, EVENT_LIMIT, WATCH_QUEUE
+
+__all__ = ["BridgeServer", "MAX_MESSAGE_BYTES", "MAX_SEND_BYTES", "SERVER_OPTIONS"]
+
+log = logging.getLogger("dspex_jupyter.bridge")
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # a request larger than this is RESOURCE_EXHAUSTED
+MAX_SEND_BYTES = 64 * 1024 * 1024  # exports and snapshots of big sessions
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_SEND_BYTES),
+    ("grpc.so_reuseport", 0),
+]
+
+
+class _TokenAuth(grpc.ServerInterceptor):
+    """Every RPC but the health check needs ``authorization: Bearer <token>``.
+
+    A refusal is ``UNAUTHENTICATED`` with the ``AccessDenied`` ErrorInfo, so the
+    client raises ``AccessDenied``.
+    """
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+        denied = error_status(
+            E.AccessDenied("missing or wrong bridge token"), grpc.StatusCode.UNAUTHENTICATED
+        )
+
+        def deny(request: Any, context: grpc.ServicerContext) -> None:
+            context.abort_with_status(denied)
+
+        def deny_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            deny(request, context)
+            yield  # pragma: no cover
+
+        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+        self._deny_stream = grpc.unary_stream_rpc_method_handler(deny_stream)
+
+    def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        method = handler_call_details.method
+        if method.startswith("/grpc.health.v1.Health/"):
+            return continuation(handler_call_details)
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == "authorization":
+                given = value.encode() if isinstance(value, str) else value
+                if hmac.compare_digest(given, self._expected):
+                    return continuation(handler_call_details)
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        return self._deny_stream if handler.response_streaming else self._deny
+
+
+class BridgeServer:
+    """A running bridge server: gRPC, health service, session reaper."""
+
+    def __init__(
+        self,
+        address: str,
+        token: str,
+        store: Store,
+        *,
+        max_workers: int = 512,
+        default_ttl_s: float = DEFAULT_TTL_S,
+        event_limit: int = EVENT_LIMIT,
+        watch_queue: int = WATCH_QUEUE,
+        workers: int | None = None,
+    ) -> None:
+        if not token:
+            raise E.ValidationError("the bridge server needs a non-empty token")
+        if event_limit < 1 or watch_queue < 1:
+            raise E.ValidationError("event_limit and watch_queue must be >= 1")
+        self.store = store
+        self.servicer = BridgeServicer(
+            store,
+            default_ttl_s=default_ttl_s,
+            event_limit=event_limit,
+            watch_queue=watch_queue,
+            workers=workers,
+        )
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dspex-rpc"),
+            interceptors=[_TokenAuth(token)],
+            options=SERVER_OPTIONS,
+        )
+        pb_grpc.add_DSPexBridgeServicer_to_server(self.servicer, self._server)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        port = self._server.add_insecure_port(address)
+        if not port and not address.startswith("unix"):
+            raise E.BridgeUnavailable(f"cannot listen on {address!r}")
+        if address.startswith("unix"):
+            self.address = address
+        else:
+            self.address = f"{address.rsplit(':', 1)[0]}:{port}"
+        self._stop = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_loop, name="dspex-reaper", daemon=True)
+
+    def start(self) -> BridgeServer:
+        self._server.start()
+        for service in ("", "dspex.bridge.v1.DSPexBridge"):
+            self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._reaper.start()
+        return self
+
+    def _reap_loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.servicer.reap()
+                self.servicer.expire_leases()
+            except Exception:
+                log.exception("session reaper failed")
+
+    def prewarm_workers(self) -> None:
+        """Start the DSPy worker pool now; the workers import DSPy in the background,
+        so the first module run does not wait for it (``serve --prewarm``)."""
+        self.servicer._worker_pool()
+
+    def stop(self, grace: float = 1.0) -> None:
+        self._stop.set()
+        self.health.enter_graceful_shutdown()
+        for session in list(self.servicer.sessions.values()):
+            with session.lock:
+                for watcher in session.watchers:
+                    watcher.end(CLOSED)
+        self._server.stop(grace).wait()
+        self.servicer.close_workers()
+        self.store.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._server.wait_for_termination(timeout)

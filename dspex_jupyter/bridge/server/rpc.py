@@ -1,0 +1,184 @@
+"""The one guard every bridge RPC goes through: ``@rpc(right=...)``.
+
+A handler declares the right it needs and which variables it needs it on; the
+decorator resolves the session and the caller (``dspex-principal``,
+``dspex-lease`` and ``dspex-client`` call metadata), hands the handler a
+:class:`Call`, and turns every ``DSPexError`` the handler raises into a gRPC
+status with a ``google.rpc.ErrorInfo`` detail (``bridge/errors.py``), which the
+client decodes back into the same class.
+
+The right is checked where the handler takes the session lock
+(``with call.locked() as session:``), so the check and the write it guards
+happen in one critical section (a concurrent revoke lands before or after,
+never in between), and malformed input is still rejected before access is
+considered, exactly as the handlers always did. A handler that returns without
+ever taking the lock has not checked its right: that is a bug, and the call
+fails with ``INTERNAL`` instead of succeeding unchecked. (The bearer token
+itself is checked earlier, for every method, by the server's interceptor.)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal, NamedTuple, NoReturn
+
+import grpc
+
+from ... import errors as E
+from ..errors import error_status
+from .session import Session
+
+__all__ = ["OWNER", "Call", "Caller", "abort", "caller_of", "rpc"]
+
+#: The pseudo-right of ``Grant``/``Revoke``: only the session's owner principal has it.
+OWNER = "owner"
+
+
+class Caller(NamedTuple):
+    """Who is calling, from the call metadata."""
+
+    principal: str
+    leases: frozenset[str]
+    client: str
+
+
+def caller_of(context: grpc.ServicerContext) -> Caller:
+    """``dspex-principal``, ``dspex-lease`` (comma-separated ids) and ``dspex-client``."""
+    principal, client = "", ""
+    leases: frozenset[str] = frozenset()
+    for key, value in context.invocation_metadata() or ():
+        if key == "dspex-principal":
+            principal = value
+        elif key == "dspex-lease":
+            leases = frozenset(x for x in value.split(",") if x)
+        elif key == "dspex-client":
+            client = value
+    return Caller(principal, leases, client)
+
+
+def abort(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:
+    """End the RPC with ``exc``'s status code, message and ErrorInfo."""
+    context.abort_with_status(error_status(exc))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover - it raises
+
+
+class Call:
+    """One RPC under way: its context, caller, session and the right it needs."""
+
+    __slots__ = ("context", "caller", "session", "right", "names", "what", "checked")
+
+    def __init__(
+        self,
+        context: grpc.ServicerContext,
+        caller: Caller,
+        session: Session | None,
+        right: str | None,
+        names: Sequence[str] | None,
+        what: str,
+    ) -> None:
+        self.context = context
+        self.caller = caller
+        self.session = session
+        self.right = right
+        self.names = names
+        self.what = what
+        self.checked = right is None
+
+    @property
+    def live(self) -> Session:
+        """The call's session (for handlers declared with a required session)."""
+        if self.session is None:
+            raise E.SessionNotFound("this call has no session")  # pragma: no cover - a bug
+        return self.session
+
+    @contextmanager
+    def locked(self) -> Iterator[Session]:
+        """Hold the session lock, with the call's right checked inside it."""
+        session = self.live
+        with session.lock:
+            self._require(session)
+            yield session
+
+    def check(self) -> None:
+        """Check the call's right now, when the handler needs no lock afterwards."""
+        with self.locked():
+            pass
+
+    def _require(self, session: Session) -> None:
+        """``AccessDenied`` unless the caller has the right (on every name, or session-wide)."""
+        self.checked = True
+        acl, principal = session.acl, self.caller.principal
+        if self.right == OWNER:
+            acl.require_owner(principal, self.what)
+        elif self.right is not None and acl.enabled:
+            if self.names is None:
+                acl.require(principal, self.right, None, session.id)
+            else:
+                for name in self.names:
+                    acl.require(principal, self.right, name, session.id)
+
+
+Names = Callable[[Any], Sequence[str] | None]
+
+
+def rpc(
+    right: str | None = None,
+    *,
+    names: Names | None = None,
+    what: str = "",
+    session: Literal["required", "optional", "none"] = "required",
+    touch: bool = True,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make ``handler(self, request, call)`` a servicer method ``(self, request, context)``.
+
+    ``right``: "read", "write", "observe", "optimize", :data:`OWNER` or ``None``
+    (the token suffices). ``names(request)``: the variables it is needed on
+    (``None``: session-wide). ``what``: the operation, for the owner-only message.
+    ``session``: "required" (``SessionNotFound`` if absent; any use but
+    ``touch=False`` refreshes its TTL), "optional" (``call.session`` may be
+    ``None``) or "none" (the handler creates it).
+    """
+
+    def prepare(servicer: Any, request: Any, context: grpc.ServicerContext) -> Call:
+        if session == "required":
+            found = servicer._session(request.session_id, touch=touch)
+        elif session == "optional":
+            found = servicer.sessions.get(request.session_id)
+        else:
+            found = None
+        scope = None if names is None else names(request)
+        return Call(context, caller_of(context), found, right, scope, what)
+
+    def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(handler):
+
+            @functools.wraps(handler)
+            def stream(servicer: Any, request: Any, context: grpc.ServicerContext) -> Any:
+                try:
+                    yield from handler(servicer, request, prepare(servicer, request, context))
+                except E.DSPexError as exc:
+                    abort(context, exc)
+                except RecursionError as exc:
+                    abort(context, E.ValidationError(f"value is nested too deeply: {exc}"))
+
+            return stream
+
+        @functools.wraps(handler)
+        def unary(servicer: Any, request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                call = prepare(servicer, request, context)
+                reply = handler(servicer, request, call)
+            except E.DSPexError as exc:
+                abort(context, exc)
+            except RecursionError as exc:
+                abort(context, E.ValidationError(f"value is nested too deeply: {exc}"))
+            if not call.checked and call.session is not None:
+                raise RuntimeError(f"{handler.__name__} returned without checking {right!r}")
+            return reply
+
+        return unary
+
+    return decorate
