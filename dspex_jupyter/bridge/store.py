@@ -14,7 +14,8 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +116,20 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             raise ValidationError(f"cannot open the SQLite store {path!r}: {exc}") from None
 
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the store lock around one ``BEGIN IMMEDIATE`` .. ``COMMIT`` (``ROLLBACK``
+        on any exception, which is re-raised): what is written inside is all or nothing."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
     def load(self, history_limit: int, event_limit: int) -> list[SessionData]:
         with self._lock:
             db = self._db
@@ -154,22 +169,15 @@ class SqliteStore(Store):
             )
 
     def drop_session(self, session_id: str) -> None:
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for table, key in (
-                    ("sessions", "id"),
-                    ("variables", "session"),
-                    ("history", "session"),
-                    ("events", "session"),
-                    ("session_meta", "session"),
-                ):
-                    db.execute(f"DELETE FROM {table} WHERE {key} = ?", (session_id,))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self.transaction() as db:
+            for table, key in (
+                ("sessions", "id"),
+                ("variables", "session"),
+                ("history", "session"),
+                ("events", "session"),
+                ("session_meta", "session"),
+            ):
+                db.execute(f"DELETE FROM {table} WHERE {key} = ?", (session_id,))
 
     def commit(
         self,
@@ -180,43 +188,34 @@ class SqliteStore(Store):
         events: Sequence[tuple[int, dict[str, Any]]],
         meta: dict[str, Any] | None = None,
     ) -> None:
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for name in deletes:
-                    db.execute(
-                        "DELETE FROM variables WHERE session = ? AND name = ?", (session_id, name)
-                    )
-                    db.execute(
-                        "DELETE FROM history WHERE session = ? AND name = ?", (session_id, name)
-                    )
-                for record in upserts:
-                    text = json.dumps(record.to_dict())
-                    db.execute(
-                        "INSERT OR REPLACE INTO variables (session, name, record) VALUES (?,?,?)",
-                        (session_id, record.name, text),
-                    )
-                    db.execute(
-                        "INSERT INTO history (session, name, version, record) VALUES (?,?,?,?)",
-                        (session_id, record.name, record.version, text),
-                    )
-                db.executemany(
-                    "INSERT INTO events (session, seq, event) VALUES (?,?,?)",
-                    [(session_id, seq, json.dumps(event)) for seq, event in events],
+        with self.transaction() as db:
+            for name in deletes:
+                db.execute(
+                    "DELETE FROM variables WHERE session = ? AND name = ?", (session_id, name)
                 )
-                db.execute("UPDATE sessions SET last_seq = ? WHERE id = ?", (last_seq, session_id))
-                self._put_meta(session_id, meta)
-                self._commits += 1
-                if self._commits % 1000 == 0:
-                    db.execute(
-                        "DELETE FROM events WHERE session = ? AND seq <= ?",
-                        (session_id, last_seq - self._event_limit),
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+                db.execute("DELETE FROM history WHERE session = ? AND name = ?", (session_id, name))
+            for record in upserts:
+                text = json.dumps(record.to_dict())
+                db.execute(
+                    "INSERT OR REPLACE INTO variables (session, name, record) VALUES (?,?,?)",
+                    (session_id, record.name, text),
+                )
+                db.execute(
+                    "INSERT INTO history (session, name, version, record) VALUES (?,?,?,?)",
+                    (session_id, record.name, record.version, text),
+                )
+            db.executemany(
+                "INSERT INTO events (session, seq, event) VALUES (?,?,?)",
+                [(session_id, seq, json.dumps(event)) for seq, event in events],
+            )
+            db.execute("UPDATE sessions SET last_seq = ? WHERE id = ?", (last_seq, session_id))
+            self._put_meta(session_id, meta)
+            self._commits += 1
+            if self._commits % 1000 == 0:
+                db.execute(
+                    "DELETE FROM events WHERE session = ? AND seq <= ?",
+                    (session_id, last_seq - self._event_limit),
+                )
 
     def _put_meta(self, session_id: str, meta: dict[str, Any] | None) -> None:
         for key, value in (meta or {}).items():
@@ -226,15 +225,8 @@ class SqliteStore(Store):
             )
 
     def save_meta(self, session_id: str, meta: dict[str, Any]) -> None:
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                self._put_meta(session_id, meta)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self.transaction():
+            self._put_meta(session_id, meta)
 
     def close(self) -> None:
         with self._lock:
