@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import secrets
-import select
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ sys.path.insert(0, ROOT)
 import grpc  # noqa: E402
 
 from dspex_jupyter.bridge.client import BridgeClient  # noqa: E402
+from dspex_jupyter.bridge.handshake import announce, wait_ready  # noqa: E402
 from dspex_jupyter.bridge.server import SERVER_OPTIONS  # noqa: E402
 from dspex_jupyter.bridge.state import BridgedState  # noqa: E402
 from dspex_jupyter.bridge.testing import ServerProcess  # noqa: E402
@@ -70,7 +70,7 @@ def run_echo_server(address: str) -> None:
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(address)
     server.start()
-    print("READY", address, flush=True)
+    announce(address)
     sys.stdin.read()  # exit with the benchmark
     server.stop(0)
 
@@ -83,8 +83,7 @@ def start_echo() -> tuple[subprocess.Popen, str]:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
-    select.select([proc.stdout], [], [], 60)
-    assert proc.stdout.readline().startswith(b"READY")
+    wait_ready(proc, 60.0, "the echo server")
     return proc, address
 
 

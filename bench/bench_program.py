@@ -34,6 +34,8 @@ import json  # noqa: E402
 import subprocess  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
+from dspex_jupyter.bridge.handshake import wait_ready  # noqa: E402
+
 _PROMPT = (
     "[[ ## question ## ]]\nWhat is DSPex?\n\nRespond with the corresponding output fields, "
     "starting with the field `[[ ## reasoning ## ]]`, then `[[ ## answer ## ]]`, and then "
@@ -63,10 +65,7 @@ class _LMProcess:
             stdout=subprocess.PIPE,
             text=True,
         )
-        line = self.proc.stdout.readline()
-        if not line.startswith("READY "):
-            raise RuntimeError(f"the LM server did not start: {line!r}")
-        self.url = line.split()[1]
+        self.url = wait_ready(self.proc, 60.0, "the LM server")
         return self
 
     def __exit__(self, *exc: object) -> None:

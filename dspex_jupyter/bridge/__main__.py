@@ -84,6 +84,7 @@ def _watch_parent(stop: threading.Event) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     from ..errors import DSPexError
+    from .handshake import announce
     from .server import DEFAULT_TTL_S, EVENT_LIMIT, WATCH_QUEUE, BridgeServer
     from .store import open_store
 
@@ -121,7 +122,7 @@ def serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     if args.exit_with_parent:
         _watch_parent(stop)
-    print(f"READY {server.address}", flush=True)
+    announce(server.address)
     try:
         while not stop.wait(1.0):
             pass

@@ -17,7 +17,6 @@ from __future__ import annotations
 import atexit
 import os
 import secrets
-import select
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ..errors import BridgeUnavailable
+from .handshake import wait_ready
 
 __all__ = ["PrivateServer", "acquire", "current", "READY_TIMEOUT_S"]
 
@@ -90,40 +90,26 @@ class PrivateServer:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        stdout = self.process.stdout
-        assert stdout is not None
-        line = b""
-        while not line.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.process.poll() is not None:
-                break
-            ready, _, _ = select.select([stdout], [], [], min(remaining, 0.5))
-            if ready:
-                chunk = os.read(stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                line += chunk
-        if not line.startswith(b"READY "):
-            raise BridgeUnavailable(
-                "the private bridge server did not start"
-                + (f" (exit code {self.process.poll()})" if self.process.poll() is not None else "")
-                + (f": {self._log_tail()}" if self._log_tail() else "")
-            )
-        channel = grpc.insecure_channel(self.address)
         try:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while True:
-                try:
-                    reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise BridgeUnavailable(
-                        f"the private bridge server at {self.address} never became healthy"
-                    )
-                time.sleep(0.05)
+            wait_ready(self.process, READY_TIMEOUT_S, "the private bridge server")
+        except BridgeUnavailable as exc:
+            tail = self._log_tail()
+            raise BridgeUnavailable(f"{exc}: {tail}" if tail else str(exc)) from None
+        channel = grpc.insecure_channel(self.address)
+        try:  # READY is printed once it serves; this only confirms the health service
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""),
+                timeout=max(deadline - time.monotonic(), 5.0),
+                wait_for_ready=True,
+            )
+            if reply.status != health_pb2.HealthCheckResponse.SERVING:
+                raise BridgeUnavailable(
+                    f"the private bridge server at {self.address} is not serving"
+                )
+        except grpc.RpcError as err:
+            raise BridgeUnavailable(
+                f"the private bridge server at {self.address} never became healthy: {err.code()}"
+            ) from None
         finally:
             channel.close()
 

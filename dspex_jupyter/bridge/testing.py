@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import select
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 from ..errors import BridgeUnavailable
+from .handshake import wait_ready
 
 __all__ = ["ServerProcess"]
 
@@ -59,23 +58,11 @@ class ServerProcess:
         self.address = self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        out = self.process.stdout
-        assert out is not None
-        line = b""
-        while not line.endswith(b"\n") and time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            ready, _, _ = select.select([out], [], [], 0.2)
-            if ready:
-                chunk = os.read(out.fileno(), 4096)
-                if not chunk:
-                    break
-                line += chunk
-        if not line.startswith(b"READY "):
+        try:
+            return wait_ready(self.process, timeout, "the bridge server")
+        except BridgeUnavailable:
             self.kill()
-            raise BridgeUnavailable(f"bridge server did not report READY: {line!r}")
-        return line.decode().split(" ", 1)[1].strip()
+            raise
 
     @property
     def pid(self) -> int:

@@ -10,6 +10,7 @@ import urllib.request
 import dspy
 import pytest
 
+from dspex_jupyter.bridge.handshake import wait_ready
 from dspex_jupyter.testing import LMServer
 from dspex_jupyter.testing.lm_server import answer_messages
 
@@ -114,9 +115,8 @@ def test_standalone_cli():
         text=True,
     )
     try:
-        line = proc.stdout.readline()
-        assert line.startswith("READY http://127.0.0.1:")
-        url = line.split()[1]
+        url = wait_ready(proc, 60.0, "the LM server")
+        assert url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(url + "/models", timeout=30) as response:
             assert json.loads(response.read())["data"][0]["id"] == "test-lm"
     finally:
