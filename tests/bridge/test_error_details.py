@@ -22,8 +22,11 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from dspex_jupyter.bridge._proto import dspex_bridge_pb2 as pb
+from dspex_jupyter.bridge._proto import dspex_bridge_pb2_grpc as pb_grpc
 from dspex_jupyter.bridge.client import BridgeClient
 from dspex_jupyter.bridge.errors import DOMAIN, error_from_rpc
+from dspex_jupyter.bridge.server import BridgeServicer, Session
+from dspex_jupyter.bridge.server.rpc import rpc
 from dspex_jupyter.bridge.state import BridgedState
 from dspex_jupyter.errors import (
     AccessDenied,
@@ -241,12 +244,85 @@ def test_without_details_the_code_decides(bare_server, code, cls):
 
 def test_every_rpc_goes_through_the_guard():
     """Each generated RPC is overridden by a handler wrapped by ``@rpc`` (``rpc.py``)."""
-    from dspex_jupyter.bridge._proto import dspex_bridge_pb2_grpc as pb_grpc
-    from dspex_jupyter.bridge.server import BridgeServicer
-
     methods = [m for m in vars(pb_grpc.DSPexBridgeServicer) if m[0].isupper()]
     assert len(methods) >= 27
     for name in methods:
         handler = getattr(BridgeServicer, name)
         assert handler is not getattr(pb_grpc.DSPexBridgeServicer, name), name
         assert hasattr(handler, "__wrapped__"), f"{name} is not wrapped by @rpc"
+
+
+class _Guarded:
+    """Two handlers behind ``@rpc`` on one session whose owner is alice."""
+
+    def __init__(self) -> None:
+        self.session = Session("s", 60.0, 0.0)
+        self.session.acl.owner = "alice"
+        self.session.acl.enabled = True
+        self.sessions = {"s": self.session}
+
+    def _session(self, session_id: str, touch: bool = True):
+        if session_id not in self.sessions:
+            raise SessionNotFound(f"no session {session_id!r}")
+        return self.sessions[session_id]
+
+    @rpc("write", names=lambda request: ["x"])
+    def Checks(self, request, call):
+        with call.locked():
+            return pb.SessionInfo(session_id=request.session_id)
+
+    @rpc("write", names=lambda request: ["x"])
+    def Forgets(self, request, call):
+        return pb.SessionInfo(session_id=request.session_id)
+
+
+@pytest.fixture
+def guarded() -> Iterator[grpc.Channel]:
+    """``_Guarded`` served by a real gRPC server on a real Unix socket."""
+    directory = tempfile.mkdtemp(prefix="dspex-test-guard-")
+    address = f"unix:{os.path.join(directory, 'guard.sock')}"
+    servicer = _Guarded()
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name),
+            request_deserializer=pb.SessionRequest.FromString,
+            response_serializer=pb.SessionInfo.SerializeToString,
+        )
+        for name in ("Checks", "Forgets")
+    }
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    srv.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("guard.G", handlers),))
+    srv.add_insecure_port(address)
+    srv.start()
+    with grpc.insecure_channel(address) as channel:
+        yield channel
+    srv.stop(0).wait()
+
+
+def _guard_call(channel, method, session_id="s", principal=None):
+    stub = channel.unary_unary(
+        f"/guard.G/{method}",
+        request_serializer=pb.SessionRequest.SerializeToString,
+        response_deserializer=pb.SessionInfo.FromString,
+    )
+    metadata = (("dspex-principal", principal),) if principal else ()
+    return stub(pb.SessionRequest(session_id=session_id), metadata=metadata, timeout=30)
+
+
+def test_the_guard_checks_the_declared_right_and_maps_errors(guarded):
+    assert _guard_call(guarded, "Checks", principal="alice").session_id == "s"
+    with pytest.raises(grpc.RpcError) as denied:
+        _guard_call(guarded, "Checks", principal="bob")
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    got = error_from_rpc(denied.value)
+    assert type(got) is AccessDenied and "'bob'" in str(got) and "'x'" in str(got)
+    with pytest.raises(grpc.RpcError) as missing:
+        _guard_call(guarded, "Checks", session_id="other", principal="alice")
+    assert type(error_from_rpc(missing.value)) is SessionNotFound
+
+
+def test_a_handler_that_never_checks_its_right_fails(guarded):
+    with pytest.raises(grpc.RpcError) as info:
+        _guard_call(guarded, "Forgets", principal="alice")  # even the owner: a bug is a bug
+    assert info.value.code() == grpc.StatusCode.INTERNAL
+    assert "without checking the 'write' right" in info.value.details()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, NamedTuple, NoReturn
@@ -32,6 +33,8 @@ from ..errors import error_status
 from .session import Session
 
 __all__ = ["OWNER", "Call", "Caller", "abort", "caller_of", "rpc"]
+
+log = logging.getLogger("dspex_jupyter.bridge")
 
 #: The pseudo-right of ``Grant``/``Revoke``: only the session's owner principal has it.
 OWNER = "owner"
@@ -176,7 +179,11 @@ def rpc(
             except RecursionError as exc:
                 abort(context, E.ValidationError(f"value is nested too deeply: {exc}"))
             if not call.checked and call.session is not None:
-                raise RuntimeError(f"{handler.__name__} returned without checking {right!r}")
+                log.error("%s returned without checking the %r right", handler.__name__, right)
+                context.abort(
+                    grpc.StatusCode.INTERNAL,
+                    f"{handler.__name__} returned without checking the {right!r} right",
+                )
             return reply
 
         return unary
