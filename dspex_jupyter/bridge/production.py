@@ -1,6 +1,6 @@
-"""The production features of a bridge session (SPEC §6), as plain data structures.
+"""The production features of a bridge session (dependencies, optimizer locks, access control), as plain data structures.
 
-The server (``bridge/server.py``) keeps one of each per session and calls them
+The server (``bridge/server/``) keeps one of each per session and calls them
 under the session's lock; nothing here does I/O.
 
 * :class:`DependencyGraph` — edges ``name -> depends_on`` between existing

@@ -291,7 +291,7 @@ class DSPexBridgeServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AddDependency(self, request, context):
-        """dependencies (SPEC §6)
+        """dependencies (bridge/production.py)
         the name's dependencies after
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -343,7 +343,7 @@ class DSPexBridgeServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Grant(self, request, context):
-        """access control (enforced by every RPC; see dspex_jupyter/bridge/server.py)
+        """access control (enforced by every RPC; see dspex_jupyter/bridge/server/rpc.py)
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
