@@ -50,7 +50,9 @@ class Context(BridgedOperations):
     ``backend="bridged"``, a ``bridge`` address or a ``session_id`` to join;
     otherwise it bridges on :meth:`ensure_bridged` (which ``Program.run`` calls
     when a program contains a bridged module). ``DSPEX_BRIDGE`` and
-    ``DSPEX_BRIDGE_TOKEN`` configure where that upgrade goes, without forcing it.
+    ``DSPEX_BRIDGE_TOKEN`` configure where that upgrade goes, without forcing it;
+    ``connect_timeout_s`` (default 15) bounds how long the upgrade waits for a
+    configured server to accept the connection before ``BridgeUnavailable``.
 
     ``principal`` (or ``DSPEX_PRINCIPAL``) names who this context acts as on the
     bridge server, for access control: the principal that creates a session
