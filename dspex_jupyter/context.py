@@ -274,8 +274,8 @@ class Context(BridgedOperations):
         self,
         name: str,
         value: Any,
-        *,
         metadata: Mapping[str, Any] | None = None,
+        *,
         expected_version: int | None = None,
         source: str = "api",
     ) -> Variable:
@@ -304,8 +304,8 @@ class Context(BridgedOperations):
     def update_many(
         self,
         updates: Mapping[str, Any],
-        *,
         metadata: Mapping[str, Any] | None = None,
+        *,
         expected_versions: Mapping[str, int] | None = None,
         source: str = "api",
     ) -> dict[str, Variable]:
@@ -324,9 +324,12 @@ class Context(BridgedOperations):
     def export_state(self) -> dict[str, Any]:
         return self._provider.export_state()
 
-    def import_state(self, snapshot: Mapping[str, Any], *, replace: bool = False) -> None:
+    def import_state(
+        self, snapshot: Mapping[str, Any], *, replace: bool = False, source: str | None = None
+    ) -> None:
+        """Restore a snapshot atomically; ``source`` (if given) marks every imported record."""
         with self._gate:
-            self._provider.import_state(snapshot, replace=replace)
+            self._provider.import_state(snapshot, replace=replace, source=source)
 
     def watch(
         self,

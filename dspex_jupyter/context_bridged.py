@@ -158,6 +158,8 @@ class BridgedOperations:
         inputs: Mapping[str, Any],
         bindings: Mapping[str, str],
         lm_config: Mapping[str, Any] | None = None,
+        *,
+        timeout_s: float = 300.0,
     ) -> dict[str, Any]:
         """Run one bridged module through the active backend (``Program.run`` calls this).
 
@@ -165,5 +167,9 @@ class BridgedOperations:
         bridged backend implements it; see ``dspex_jupyter.bridge.execution``.
         """
         return self._provider.execute_module(
-            module_spec, inputs, bindings, self.lm_config if lm_config is None else lm_config
+            module_spec,
+            inputs,
+            bindings,
+            self.lm_config if lm_config is None else lm_config,
+            timeout_s=timeout_s,
         )

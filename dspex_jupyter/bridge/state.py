@@ -128,8 +128,8 @@ class BridgedState(WatchedCache, ProductionCalls, StateProvider):
         self,
         name: str,
         value: Any,
-        *,
         metadata: Mapping[str, Any] | None = None,
+        *,
         expected_version: int | None = None,
         source: str = "api",
     ) -> Variable:
@@ -190,8 +190,8 @@ class BridgedState(WatchedCache, ProductionCalls, StateProvider):
     def update_many(
         self,
         updates: Mapping[str, Any],
-        *,
         metadata: Mapping[str, Any] | None = None,
+        *,
         expected_versions: Mapping[str, int] | None = None,
         source: str = "api",
     ) -> dict[str, Variable]:

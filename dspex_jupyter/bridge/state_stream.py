@@ -267,7 +267,7 @@ class WatchedCache:
 
     def watch(
         self,
-        names: Iterable[str] | None,
+        names: Iterable[str] | str | None,
         callback: Callable[[WatchEvent], Any],
         *,
         include_initial: bool = False,
