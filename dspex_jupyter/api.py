@@ -1,4 +1,4 @@
-"""``Variables``: the variable API of SPEC §4, as thin functions over a context.
+"""``Variables``: the variable API as thin functions over a context (see the README).
 
 Every function takes the context first; ``None`` means :func:`default_context`.
 The caller never needs to know which backend is active.
@@ -33,10 +33,11 @@ class Variables:
         initial: Any,
         constraints: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        source: str = "api",
     ) -> Variable:
         """Define ``name``; re-running the same definition keeps the current value."""
         return _ctx(ctx).defvariable(
-            name, type, initial=initial, constraints=constraints, metadata=metadata
+            name, type, initial=initial, constraints=constraints, metadata=metadata, source=source
         )
 
     @staticmethod

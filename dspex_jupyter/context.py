@@ -5,6 +5,9 @@ the context may swap its backend (``LocalState`` -> ``BridgedState``) while
 other threads use it; writes pass a :class:`~dspex_jupyter.state.gate.SwitchGate`.
 The upgrade protocol is described in ``docs/architecture.md``.
 
+The upgrade and the operations only the bridged backend implements live in
+:mod:`~dspex_jupyter.context_bridged` (a mixin of ``Context``).
+
 This layer knows no Jupyter and no runner: the layers above plug in through
 :meth:`Context.plug` (``ctx.traits``, ``ctx.widgets()``) and
 :meth:`Context.extension` (their per-context objects).
@@ -12,7 +15,6 @@ This layer knows no Jupyter and no runner: the layers above plug in through
 
 from __future__ import annotations
 
-import builtins
 import collections
 import logging
 import threading
@@ -20,9 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from .bridge.config import BridgeConfig, resolve_lm
+from .context_bridged import BridgedOperations
 from .errors import (
-    BridgeUnavailable,
-    ContextClosed,
     DSPexError,
     ValidationError,
     VariableExists,
@@ -42,14 +43,16 @@ MISSING: Any = object()
 _BACKENDS = ("local", "bridged")
 
 
-class Context:
+class Context(BridgedOperations):
     """Typed, constrained variables on a pluggable backend.
 
     ``Context()`` starts on ``LocalState``. It bridges at once when given
     ``backend="bridged"``, a ``bridge`` address or a ``session_id`` to join;
     otherwise it bridges on :meth:`ensure_bridged` (which ``Program.run`` calls
     when a program contains a bridged module). ``DSPEX_BRIDGE`` and
-    ``DSPEX_BRIDGE_TOKEN`` configure where that upgrade goes, without forcing it.
+    ``DSPEX_BRIDGE_TOKEN`` configure where that upgrade goes, without forcing it;
+    ``connect_timeout_s`` (default 15) bounds how long the upgrade waits for a
+    configured server to accept the connection before ``BridgeUnavailable``.
 
     ``principal`` (or ``DSPEX_PRINCIPAL``) names who this context acts as on the
     bridge server, for access control: the principal that creates a session
@@ -203,53 +206,6 @@ class Context:
         if errors:
             raise DSPexError(f"errors while stopping the context: {errors!r}") from errors[0]
 
-    def ensure_bridged(self) -> Context:
-        """Upgrade to ``BridgedState`` (no-op if already bridged); see ``docs/architecture.md``.
-
-        The slow part (reaching or spawning the server, creating the session)
-        happens before writers are paused. Then, with no writer in flight, the
-        variables are imported in one atomic batch with their versions, every
-        watcher moves to the new backend, and the backend is swapped. On any
-        failure the context stays local and intact, and ``BridgeUnavailable``
-        is raised.
-        """
-        if self._provider.name == "bridged":
-            return self
-        with self._upgrade_lock:
-            if self._provider.name == "bridged":
-                return self
-            if self.closed:
-                raise ContextClosed("this context was stopped")
-            new = self._open_bridged_state()
-            try:
-                with self._gate.exclusive():
-                    old = self._provider
-                    snapshot = old.export_state()
-                    if snapshot["variables"]:
-                        new.import_state(snapshot)
-                    for subscription in old.detach_all():
-                        new.attach(subscription)
-                    self._provider = new
-            except BaseException as exc:
-                for subscription in new.detach_all():
-                    self._provider.attach(subscription)
-                new.close()
-                if isinstance(exc, DSPexError):
-                    raise BridgeUnavailable(
-                        f"upgrade to the bridged backend failed: {exc}"
-                    ) from exc
-                raise
-            old.close()
-        return self
-
-    def _open_bridged_state(self) -> StateProvider:
-        """Reach or spawn a bridge server and open this context's session on it."""
-        try:
-            from .bridge.connect import open_bridged_state
-        except ImportError as exc:
-            raise BridgeUnavailable(f"the bridge is not available: {exc}") from exc
-        return open_bridged_state(self.bridge_config)
-
     # ------------------------------------------------------------------ variables
 
     def defvariable(
@@ -318,8 +274,8 @@ class Context:
         self,
         name: str,
         value: Any,
-        *,
         metadata: Mapping[str, Any] | None = None,
+        *,
         expected_version: int | None = None,
         source: str = "api",
     ) -> Variable:
@@ -348,8 +304,8 @@ class Context:
     def update_many(
         self,
         updates: Mapping[str, Any],
-        *,
         metadata: Mapping[str, Any] | None = None,
+        *,
         expected_versions: Mapping[str, int] | None = None,
         source: str = "api",
     ) -> dict[str, Variable]:
@@ -368,9 +324,12 @@ class Context:
     def export_state(self) -> dict[str, Any]:
         return self._provider.export_state()
 
-    def import_state(self, snapshot: Mapping[str, Any], *, replace: bool = False) -> None:
+    def import_state(
+        self, snapshot: Mapping[str, Any], *, replace: bool = False, source: str | None = None
+    ) -> None:
+        """Restore a snapshot atomically; ``source`` (if given) marks every imported record."""
         with self._gate:
-            self._provider.import_state(snapshot, replace=replace)
+            self._provider.import_state(snapshot, replace=replace, source=source)
 
     def watch(
         self,
@@ -403,82 +362,6 @@ class Context:
     def unwatch(self, handle: Subscription) -> bool:
         with self._gate:
             return self._provider.unwatch(handle)
-
-    # ------------------------------------------------------------------ advanced (bridged)
-
-    def add_dependency(self, name: str, depends_on: str) -> None:
-        """``name`` depends on ``depends_on`` (bridged). A cycle raises ``CycleError``
-        naming it; dependents get ``dependency_changed`` events (``watch(signals=True)``)."""
-        with self._gate:
-            self._provider.add_dependency(name, depends_on)
-
-    def remove_dependency(self, name: str, depends_on: str) -> None:
-        with self._gate:
-            self._provider.remove_dependency(name, depends_on)
-
-    def dependencies(self, name: str) -> builtins.list[str]:
-        return self._provider.dependencies(name)
-
-    def topological_order(self) -> builtins.list[str]:
-        """Every variable, each after what it depends on (ties by name)."""
-        return self._provider.topological_order()
-
-    def acquire_lock(self, names: Iterable[str], holder: str, ttl_s: float = 30.0) -> Any:
-        """Lease ``names`` for an optimizer, all or none (bridged); ``LockedError`` names
-        the other holder. Returns a ``Lease`` (a context manager that releases on exit).
-        While it is held, writes through this context pass and everyone else's are
-        refused. It ends on release, after ``ttl_s`` unless ``lease.renew()``-ed, or
-        a few seconds after this process's connection is gone."""
-        with self._gate:
-            return self._provider.acquire_lock(names, holder, ttl_s)
-
-    def release_lock(self, lease: Any) -> None:
-        with self._gate:
-            self._provider.release_lock(lease)
-
-    def locks(self) -> dict[str, str]:
-        """Leased variable -> holder (bridged)."""
-        return self._provider.locks()
-
-    def grant(self, principal: str, rights: Iterable[str], variable: str | None = None) -> None:
-        """Give ``principal`` rights (``read``, ``write``, ``observe``, ``optimize``) on the
-        session or one ``variable`` (bridged; only the session's owner may). The first
-        grant turns access control on for the session."""
-        with self._gate:
-            self._provider.grant(principal, rights, variable)
-
-    def revoke(self, principal: str, rights: Iterable[str], variable: str | None = None) -> None:
-        with self._gate:
-            self._provider.revoke(principal, rights, variable)
-
-    def permissions(self, principal: str) -> dict[str, builtins.list[str]]:
-        """``{"*": session-wide rights, variable: rights}`` of ``principal`` (bridged)."""
-        return self._provider.permissions(principal)
-
-    def history(self, name: str, limit: int | None = None) -> builtins.list[Variable]:
-        return self._provider.history(name, limit)
-
-    def rollback(self, name: str, version: int) -> Variable:
-        with self._gate:
-            return self._provider.rollback(name, version)
-
-    # ------------------------------------------------------------------ module execution
-
-    def execute_module(
-        self,
-        module_spec: Mapping[str, Any],
-        inputs: Mapping[str, Any],
-        bindings: Mapping[str, str],
-        lm_config: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Run one bridged module through the active backend (``Program.run`` calls this).
-
-        ``lm_config`` defaults to this context's LM configuration. Only the
-        bridged backend implements it; see ``dspex_jupyter.bridge.execution``.
-        """
-        return self._provider.execute_module(
-            module_spec, inputs, bindings, self.lm_config if lm_config is None else lm_config
-        )
 
     # ------------------------------------------------------------------ runs
 

@@ -102,7 +102,8 @@ def test_concurrent_writers_lose_nothing_during_the_switch(threads, writes):
 def test_failed_upgrade_leaves_the_context_local_and_intact(monkeypatch):
     monkeypatch.setenv("DSPEX_BRIDGE", "127.0.0.1:1")  # configured, unreachable
     monkeypatch.setenv("DSPEX_BRIDGE_TOKEN", "t")
-    with Context.start() as ctx:
+    # nothing listens there: give up on connecting after 0.5 s rather than the default 15
+    with Context.start(connect_timeout_s=0.5) as ctx:
         assert ctx.backend == "local"  # the environment configures the upgrade, never forces it
         _populate(ctx)
         before = ctx.list()

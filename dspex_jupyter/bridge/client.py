@@ -13,6 +13,7 @@ import grpc
 
 from ..errors import BridgeUnavailable, ValidationError
 from ._proto import dspex_bridge_pb2_grpc as pb_grpc
+from .config import CONNECT_TIMEOUT_S
 from .errors import error_from_rpc
 
 __all__ = ["BridgeClient", "normalize_address", "CHANNEL_OPTIONS"]
@@ -59,7 +60,7 @@ class BridgeClient:
         address: str,
         token: str | None,
         *,
-        connect_timeout: float = 15.0,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
         principal: str | None = None,
     ) -> None:
         if principal is not None and (

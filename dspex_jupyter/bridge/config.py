@@ -1,6 +1,6 @@
 """``BridgeConfig``: everything the bridge client needs to know about a context.
 
-A context hands this to :func:`~dspex_jupyter.bridge.client.open_bridged_state`
+A context hands this to :func:`~dspex_jupyter.bridge.connect.open_bridged_state`
 when it upgrades, so the bridge never reads a context's internals (and never
 imports the context module at all). Importing this module is cheap: no gRPC.
 """
@@ -15,7 +15,10 @@ from typing import Any
 
 from ..errors import ValidationError
 
-__all__ = ["BridgeConfig", "resolve_lm", "LM_ENV"]
+__all__ = ["BridgeConfig", "resolve_lm", "LM_ENV", "CONNECT_TIMEOUT_S"]
+
+#: How long to wait, by default, for a configured server to accept the connection.
+CONNECT_TIMEOUT_S = 15.0
 
 #: LM options and the environment variables that give their defaults.
 LM_ENV = {
@@ -51,7 +54,7 @@ class BridgeConfig:
     store: str | None = None
     principal: str | None = None
     #: How long to wait for a configured server to accept the connection.
-    connect_timeout_s: float = 15.0
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
 
     @classmethod
     def resolve(

@@ -32,7 +32,6 @@ Registering twice is harmless.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
@@ -41,7 +40,7 @@ from typing import Any
 
 from ..context import Context
 from ..errors import DSPexError
-from ..variables.record import to_json_value
+from ..program.module import json_safe as _jsonable
 from ..variables.types import parse
 
 __all__ = ["TARGET", "PROTOCOL", "MAX_RUNS", "register", "unregister", "PanelHub", "Channel"]
@@ -52,23 +51,6 @@ TARGET = "dspex:panel"
 PROTOCOL = 1
 MAX_RUNS = 20
 _ID_KEY = "dspex.panel.id"
-
-
-def _jsonable(value: Any) -> Any:
-    """A JSON-safe copy of ``value`` (tuples become lists; anything odd becomes its repr)."""
-    value = to_json_value(value)
-    try:
-        json.dumps(value, allow_nan=False)
-        return value
-    except (TypeError, ValueError):
-        pass
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float):  # NaN / infinity
-        return repr(value)
-    return repr(value)
 
 
 def context_id(ctx: Context) -> str:

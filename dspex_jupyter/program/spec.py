@@ -7,9 +7,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from ..errors import DSPexError, ProgramError
-from ..variables.record import to_json_value
 from ..variables.table import define
-from .module import Module, check_json, module_from_dict
+from .module import Module, check_json, json_safe, module_from_dict
 
 __all__ = ["ProgramSpec", "VariableDecl", "SPEC_FORMAT", "use_runner"]
 
@@ -34,14 +33,6 @@ def _running() -> Any:
     if _runner is None:
         raise ProgramError("running a program needs dspex_jupyter.running (import dspex_jupyter)")
     return _runner
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return to_json_value(value)
 
 
 class VariableDecl(NamedTuple):
@@ -71,9 +62,9 @@ class VariableDecl(NamedTuple):
         return {
             "name": self.name,
             "type": self.type,
-            "initial": _jsonable(self.initial),
-            "constraints": _jsonable(dict(self.constraints)),
-            "metadata": _jsonable(dict(self.metadata)),
+            "initial": json_safe(self.initial),
+            "constraints": json_safe(dict(self.constraints)),
+            "metadata": json_safe(dict(self.metadata)),
         }
 
     def __repr__(self) -> str:

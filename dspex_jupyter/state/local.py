@@ -63,8 +63,8 @@ class LocalState(StateProvider):
         self,
         name: str,
         value: Any,
-        *,
         metadata: Mapping[str, Any] | None = None,
+        *,
         expected_version: int | None = None,
         source: str = "api",
     ) -> Variable:
@@ -99,8 +99,8 @@ class LocalState(StateProvider):
     def update_many(
         self,
         updates: Mapping[str, Any],
-        *,
         metadata: Mapping[str, Any] | None = None,
+        *,
         expected_versions: Mapping[str, int] | None = None,
         source: str = "api",
     ) -> dict[str, Variable]:
@@ -127,7 +127,7 @@ class LocalState(StateProvider):
 
     def watch(
         self,
-        names: Iterable[str] | None,
+        names: Iterable[str] | str | None,
         callback: Callable[[WatchEvent], Any],
         *,
         include_initial: bool = False,

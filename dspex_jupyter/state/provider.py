@@ -52,8 +52,8 @@ class StateProvider(ABC):
         self,
         name: str,
         value: Any,
-        *,
         metadata: Mapping[str, Any] | None = None,
+        *,
         expected_version: int | None = None,
         source: str = "api",
     ) -> Variable:
@@ -73,8 +73,8 @@ class StateProvider(ABC):
     def update_many(
         self,
         updates: Mapping[str, Any],
-        *,
         metadata: Mapping[str, Any] | None = None,
+        *,
         expected_versions: Mapping[str, int] | None = None,
         source: str = "api",
     ) -> dict[str, Variable]:
@@ -93,7 +93,7 @@ class StateProvider(ABC):
     @abstractmethod
     def watch(
         self,
-        names: Iterable[str] | None,
+        names: Iterable[str] | str | None,
         callback: Callable[[WatchEvent], Any],
         *,
         include_initial: bool = False,
@@ -184,9 +184,11 @@ class StateProvider(ABC):
         inputs: Mapping[str, Any],
         bindings: Mapping[str, str],
         lm_config: Mapping[str, Any],
+        *,
+        timeout_s: float = 300.0,
     ) -> dict[str, Any]:
         """Run a bridged module (``Module.to_dict()``) out of process; see
         ``dspex_jupyter.bridge.execution`` for the JSON shapes in and out.
         ``bindings`` maps module parameters to variable names, resolved against
-        the session when the module starts."""
+        the session when the module starts; the run gets ``timeout_s`` seconds."""
         raise NotSupportedByBackend("execute_module", self.name)

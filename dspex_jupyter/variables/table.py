@@ -125,8 +125,8 @@ class VariableTable:
         self,
         name: str,
         value: Any,
-        *,
         metadata: Mapping[str, Any] | None = None,
+        *,
         expected_version: int | None = None,
         source: str = "api",
         timestamp: float | None = None,
@@ -168,8 +168,8 @@ class VariableTable:
     def update_many(
         self,
         updates: Mapping[str, Any],
-        *,
         metadata: Mapping[str, Any] | None = None,
+        *,
         expected_versions: Mapping[str, int] | None = None,
         source: str = "api",
     ) -> tuple[dict[str, Variable], list[WatchEvent]]:
