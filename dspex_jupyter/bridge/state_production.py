@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ValidationError, VariableNotFound
+from ..errors import AccessDenied, ValidationError, VariableNotFound
 from ..variables.record import Variable
 from . import convert
 from ._proto import dspex_bridge_pb2 as pb
@@ -84,13 +84,21 @@ class ProductionCalls:
     _cond: threading.Condition
     _closed: bool
 
+    if TYPE_CHECKING:
+
+        def _revalidate_stream(self) -> None: ...
+
     def _init_leases(self) -> None:
         self._leases: dict[str, Lease] = {}
         self._lease_md: tuple[tuple[str, str], ...] = ()
 
     def _rpc(self, method: str, request: Any) -> Any:
         """A call to this session that carries the leases this client holds."""
-        return self.client.call(method, request, extra_metadata=self._lease_md)
+        try:
+            return self.client.call(method, request, extra_metadata=self._lease_md)
+        except AccessDenied:
+            self._revalidate_stream()
+            raise
 
     # ------------------------------------------------------------------ dependencies
 

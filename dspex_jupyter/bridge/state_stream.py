@@ -108,6 +108,20 @@ class WatchedCache:
             self._hub.close_all()
         return True
 
+    def _revalidate_stream(self) -> None:
+        """Stop trusting the cache and re-open the stream (after the server denied a call).
+
+        A denial means this caller's rights may just have changed; the server
+        ends its watch stream then, but the end reaches this client a moment
+        later. Until the stream is re-opened (and caught up, if still allowed),
+        reads go to the server, which answers them with the current rights.
+        """
+        with self._cond:
+            self._live = False
+            call = self._call
+        if call is not None:
+            call.cancel()
+
     @property
     def live(self) -> bool:
         """Whether reads are currently served from the coherent cache."""
