@@ -1,7 +1,9 @@
 """Build the prebuilt JupyterLab extension into ``dspex_jupyter/labextension/``.
 
-Offline-friendly (see ../shared/NOTES.md): ``jlpm install`` with
-``nodeLinker: node-modules``, ``tsc -b``, then ``jupyter-builder build`` given
+Offline-friendly: ``jlpm install`` with ``nodeLinker: node-modules``, then
+``jlpm run build:protocol`` (json-schema-to-typescript generates the panel
+protocol's TypeScript types from ``docs/panel-protocol.schema.json`` into
+``labextension/src/generated/``), ``tsc -b``, then ``jupyter-builder build`` given
 the core metadata of JupyterLab as a file (``--core-package-file``), so the
 builder never tries to download ``@jupyterlab/core-meta``.
 
@@ -36,11 +38,13 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "dspex_jupyter" / "labextension"
 STAMP = OUTPUT / ".build-stamp"
 CORE = ROOT / "labextension" / "jupyterlab-core-package.json"
+GENERATED = ROOT / "labextension" / "src" / "generated"
 INPUTS = [
     "package.json",
     "yarn.lock",
     "tsconfig.json",
     ".yarnrc.yml",
+    "docs/panel-protocol.schema.json",
     "labextension/src",
     "labextension/style",
     "labextension/jupyterlab-core-package.json",
@@ -56,6 +60,7 @@ def inputs_digest() -> str:
     for rel in INPUTS:
         path = ROOT / rel
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files = [f for f in files if GENERATED not in f.parents]  # an output, not an input
         for file in files:
             if not file.exists():
                 continue
@@ -107,6 +112,7 @@ def build(force: bool = False) -> None:
 
     node = _node()
     _run([node, YARN_PATH, "install"])
+    _run([node, YARN_PATH, "run", "build:protocol"])  # the TS types, from the schema
     _run([node, str(ROOT / "node_modules" / "typescript" / "bin" / "tsc"), "-b"])
     _log("jupyter-builder build --core-package-file " + str(CORE.relative_to(ROOT)))
     build_labextension(str(ROOT), core_package_file=str(CORE))

@@ -10,11 +10,15 @@ before anything is changed.
 
 from __future__ import annotations
 
+import argparse
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, kwds, magic_arguments
 
 from ..context import Context, default_context
 from ..errors import DSPexError
@@ -79,8 +83,42 @@ Values may use IPython's $var / {{expr}} expansion on the magic line.
 def _help() -> str:
     from .cellprogram import SYNTAX_HELP
 
-    cell = "\n".join("      " + line if line else "" for line in SYNTAX_HELP.splitlines())
+    cell = "\n".join("      " + line if line else "" for line in _plain(SYNTAX_HELP).splitlines())
     return HELP.format(types=", ".join(TYPE_NAMES), cell=cell)
+
+
+def _plain(text: str) -> str:
+    """reST markup (``code``, :mod:`x`, a trailing ``::``) as plain text, for ``%dspex?``."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    return re.sub(r"(\S)::$", r"\1:", text, flags=re.M)
+
+
+def subcommand(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a ``%dspex NAME ...`` subcommand; its ``@argument`` lines follow.
+
+    The arguments are parsed by IPython's ``magic_arguments`` (argparse) from the
+    tokens :func:`~dspex_jupyter.jupyter.syntax.tokenize` made, so quoting stays
+    the magics' own. There are no ``-`` options, so a value such as ``-0.5`` or
+    ``-x`` is always a positional value.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        func = magic_arguments(name=name)(kwds(prefix_chars="\0")(func))
+        func.parser.formatter_class = argparse.HelpFormatter  # type: ignore[attr-defined]
+        return func
+
+    return decorate
+
+
+def parse_args(func: Any, tokens: list[str]) -> argparse.Namespace:
+    """Parse ``tokens`` with ``func``'s magic_arguments parser; bad usage -> MagicSyntaxError."""
+    parser = func.parser
+    try:
+        return parser.parse_args(tokens)
+    except UsageError as exc:
+        usage = parser.format_usage().removeprefix("usage: ").strip()
+        raise MagicSyntaxError(f"%dspex {parser.prog}: {exc}", expected=f"%dspex {usage}") from None
 
 
 def _clean_error(exc: BaseException) -> BaseException:
@@ -141,13 +179,13 @@ class DSPexMagics(Magics):
             print(_help())
             return None
         command, args = tokens[0], tokens[1:]
-        handler: Callable[[list[str]], Any] | None = getattr(self, f"_cmd_{command}", None)
+        handler: Callable[[argparse.Namespace], Any] | None = getattr(self, f"_cmd_{command}", None)
         if handler is None:
             raise MagicSyntaxError(
                 f"unknown subcommand {command!r}",
                 expected="one of " + ", ".join(self._subcommands()) + " (see %dspex?)",
             )
-        return handler(args)
+        return handler(parse_args(handler, args))
 
     def _subcommands(self) -> list[str]:
         return [name[5:] for name, _ in inspect.getmembers(self) if name.startswith("_cmd_")]
@@ -169,55 +207,31 @@ class DSPexMagics(Magics):
         print(f"{tokens[1]}: {count} variable{'s' if count != 1 else ''}; {chain}")
         return None
 
-    @staticmethod
-    def _arity(command: str, args: list[str], low: int, high: int | None, usage: str) -> None:
-        if len(args) < low or (high is not None and len(args) > high):
-            raise MagicSyntaxError(
-                f"%dspex {command} takes {_count(low, high)}, got {len(args)}",
-                expected=f"%dspex {usage}",
-            )
-
     # ------------------------------------------------------------------ context
 
-    def _cmd_context(self, args: list[str]) -> Any:
+    @subcommand("context")
+    @argument("action", nargs="?", default="info", metavar="ACTION")
+    @argument("rest", nargs="*", metavar="ARG")
+    def _cmd_context(self, args: argparse.Namespace) -> Any:
         from .display import ContextInfo
 
-        action = args[0] if args else "info"
-        rest = args[1:]
+        action, rest = args.action, args.rest
+        if action in ("info", "bridge", "stop") and rest:
+            raise MagicSyntaxError(
+                f"%dspex context {action} takes no arguments, got {len(rest)}",
+                expected=f"%dspex context {action}",
+            )
         if action == "info":
-            self._arity("context info", rest, 0, 0, "context info")
             return ContextInfo(self.context)
         if action == "new":
-            name = None
-            options: dict[str, Any] = {}
-            lm: dict[str, Any] = {}
-            for token in rest:
-                if token.startswith("lm.") and "=" in token:
-                    key, value = split_key_value(token[3:], what="an LM option lm.KEY=VALUE")
-                    lm[key] = parse_input_value(value)
-                elif "=" in token:
-                    key, value = split_key_value(token, what="an option KEY=VALUE")
-                    options[key] = unquote(value)
-                elif name is None:
-                    name = unquote(token)
-                else:
-                    raise MagicSyntaxError(
-                        f"unexpected {token!r}",
-                        expected="%dspex context new [NAME] [backend=bridged] [bridge=ADDRESS] ...",
-                    )
-            allowed = {"backend", "bridge", "token", "session_id", "store"}
-            unknown = set(options) - allowed
-            if unknown:
-                raise MagicSyntaxError(
-                    f"unknown option(s) {', '.join(sorted(unknown))}",
-                    expected="options among " + ", ".join(sorted(allowed)),
-                )
-            if lm:
-                options["lm"] = lm
-            self._context = Context.start(name=name, **options)
+            self._context = Context.start(**_context_options(rest))
             return self._context
         if action == "use":
-            self._arity("context use", rest, 1, 1, "context use VAR")
+            if len(rest) != 1:
+                raise MagicSyntaxError(
+                    f"%dspex context use takes 1 argument, got {len(rest)}",
+                    expected="%dspex context use VAR",
+                )
             found = self._namespace.get(rest[0])
             if not isinstance(found, Context):
                 raise MagicSyntaxError(
@@ -227,11 +241,9 @@ class DSPexMagics(Magics):
             self._context = found
             return ContextInfo(found)
         if action == "bridge":
-            self._arity("context bridge", rest, 0, 0, "context bridge")
             self.context.ensure_bridged()
             return ContextInfo(self.context)
         if action == "stop":
-            self._arity("context stop", rest, 0, 0, "context stop")
             ctx = self.context
             ctx.stop()
             if ctx is self._context:
@@ -244,88 +256,85 @@ class DSPexMagics(Magics):
 
     # ------------------------------------------------------------------ variables
 
-    def _cmd_vars(self, args: list[str]) -> Any:
-        self._arity("vars", args, 0, 0, "vars")
+    @subcommand("vars")
+    def _cmd_vars(self, args: argparse.Namespace) -> Any:
         return self.context.widgets()
 
-    def _cmd_get(self, args: list[str]) -> Any:
-        self._arity("get", args, 1, 1, "get NAME")
-        return self.context.get(args[0])
+    @subcommand("get")
+    @argument("name", metavar="NAME")
+    def _cmd_get(self, args: argparse.Namespace) -> Any:
+        return self.context.get(args.name)
 
-    def _cmd_set(self, args: list[str]) -> None:
-        if len(args) < 2:
-            raise MagicSyntaxError(
-                f"%dspex set takes a name and a value, got {len(args)} token(s)",
-                expected="%dspex set NAME VALUE",
-            )
-        name, text = args[0], " ".join(args[1:])
+    @subcommand("set")
+    @argument("name", metavar="NAME")
+    @argument("value", nargs="+", metavar="VALUE")
+    def _cmd_set(self, args: argparse.Namespace) -> None:
+        name, text = args.name, " ".join(args.value)
         ctx = self.context
         record = ctx.variable(name)  # VariableNotFound (with a hint) before parsing
         value = parse(record.type, text)
         new = ctx.set(name, value, source="magic")
         print(f"{name} = {new.value!r} (v{new.version})")
 
-    def _cmd_def(self, args: list[str]) -> None:
-        if len(args) < 3:
-            raise MagicSyntaxError(
-                f"%dspex def takes a name, a type and an initial value, got {len(args)} token(s)",
-                expected="%dspex def NAME TYPE INITIAL [KEY=VALUE ...]",
-            )
-        name, type_text, initial_text = args[:3]
+    @subcommand("def")
+    @argument("name", metavar="NAME")
+    @argument("type", metavar="TYPE")
+    @argument("initial", metavar="INITIAL")
+    @argument("constraints", nargs="*", metavar="KEY=VALUE")
+    def _cmd_def(self, args: argparse.Namespace) -> None:
         try:
-            type_name = normalize_type(type_text)
+            type_name = normalize_type(args.type)
         except DSPexError:
             raise MagicSyntaxError(
-                f"unknown type {type_text!r}", expected=f"one of {', '.join(TYPE_NAMES)}"
+                f"unknown type {args.type!r}", expected=f"one of {', '.join(TYPE_NAMES)}"
             ) from None
         constraints = {}
-        for token in args[3:]:
+        for token in args.constraints:
             key, value = split_key_value(token, what="a constraint KEY=VALUE")
             constraints[key] = parse_constraint(key, value)
-        initial = parse(type_name, initial_text)
+        initial = parse(type_name, args.initial)
         record = self.context.defvariable(
-            name, type_name, initial=initial, constraints=constraints or None, source="magic"
+            args.name, type_name, initial=initial, constraints=constraints or None, source="magic"
         )
-        print(f"{name}: {record.type} = {record.value!r} (v{record.version})")
+        print(f"{args.name}: {record.type} = {record.value!r} (v{record.version})")
 
-    def _cmd_delete(self, args: list[str]) -> None:
-        self._arity("delete", args, 1, 1, "delete NAME")
-        self.context.delete(args[0], source="magic")
-        print(f"deleted {args[0]}")
+    @subcommand("delete")
+    @argument("name", metavar="NAME")
+    def _cmd_delete(self, args: argparse.Namespace) -> None:
+        self.context.delete(args.name, source="magic")
+        print(f"deleted {args.name}")
 
-    def _cmd_watch(self, args: list[str]) -> Any:
+    @subcommand("watch")
+    @argument("names", nargs="*", metavar="NAME")
+    def _cmd_watch(self, args: argparse.Namespace) -> Any:
         from .display import WatchLog
 
-        log = WatchLog(self.context, list(args) or None)
+        log = WatchLog(self.context, list(args.names) or None)
         self._watches.append(log)
         return log
 
-    def _cmd_unwatch(self, args: list[str]) -> None:
-        self._arity("unwatch", args, 0, 0, "unwatch")
+    @subcommand("unwatch")
+    def _cmd_unwatch(self, args: argparse.Namespace) -> None:
         while self._watches:
             self._watches.pop().stop()
 
-    def _cmd_history(self, args: list[str]) -> Any:
+    @subcommand("history")
+    @argument("name", metavar="NAME")
+    @argument("limit", nargs="?", type=int, metavar="LIMIT")
+    def _cmd_history(self, args: argparse.Namespace) -> Any:
         from .display import HistoryView
 
-        self._arity("history", args, 1, 2, "history NAME [LIMIT]")
-        limit = None
-        if len(args) == 2:
-            if not args[1].isdigit():
-                raise MagicSyntaxError(f"LIMIT {args[1]!r} is not a number", expected="an int")
-            limit = int(args[1])
-        return HistoryView(args[0], self.context.history(args[0], limit))
+        return HistoryView(args.name, self.context.history(args.name, args.limit))
 
     # ------------------------------------------------------------------ programs
 
-    def _cmd_run(self, args: list[str]) -> Any:
-        if not args:
-            raise MagicSyntaxError(
-                "%dspex run needs a program", expected="%dspex run PROGRAM [KEY=VALUE ...]"
-            )
-        name = args[0]
+    @subcommand("run")
+    @argument("program", metavar="PROGRAM")
+    @argument("inputs", nargs="*", metavar="KEY=VALUE")
+    def _cmd_run(self, args: argparse.Namespace) -> Any:
+        name = args.program
         inputs = {}
-        for token in args[1:]:
+        for token in args.inputs:
             key, value = split_key_value(token, what="an input KEY=VALUE")
             inputs[key] = parse_input_value(value)
         if name not in self._namespace:
@@ -341,6 +350,37 @@ class DSPexMagics(Magics):
         return RunResultView(result, name)
 
 
+_CONTEXT_OPTIONS = {"backend", "bridge", "token", "session_id", "store"}
+
+
+def _context_options(tokens: list[str]) -> dict[str, Any]:
+    """``[NAME] [OPT=VALUE ...] [lm.KEY=VALUE ...]`` as keyword arguments of ``Context.start``."""
+    options: dict[str, Any] = {"name": None}
+    lm: dict[str, Any] = {}
+    for token in tokens:
+        if token.startswith("lm.") and "=" in token:
+            key, value = split_key_value(token[3:], what="an LM option lm.KEY=VALUE")
+            lm[key] = parse_input_value(value)
+        elif "=" in token:
+            key, value = split_key_value(token, what="an option KEY=VALUE")
+            if key not in _CONTEXT_OPTIONS:
+                raise MagicSyntaxError(
+                    f"unknown option(s) {key}",
+                    expected="options among " + ", ".join(sorted(_CONTEXT_OPTIONS)),
+                )
+            options[key] = unquote(value)
+        elif options["name"] is None:
+            options["name"] = unquote(token)
+        else:
+            raise MagicSyntaxError(
+                f"unexpected {token!r}",
+                expected="%dspex context new [NAME] [backend=bridged] [bridge=ADDRESS] ...",
+            )
+    if lm:
+        options["lm"] = lm
+    return options
+
+
 def _as_spec(value: Any, name: str) -> Any:
     """Check that ``value`` is something ``Program.run`` accepts (a spec or a Definition)."""
     if hasattr(value, "to_dict") or callable(getattr(value, "build", None)):
@@ -349,11 +389,3 @@ def _as_spec(value: Any, name: str) -> Any:
         f"{name!r} is a {type(value).__name__}, not a program",
         expected="a program spec, a Program.Definition or its class",
     )
-
-
-def _count(low: int, high: int | None) -> str:
-    if high == low:
-        return f"{low} argument{'s' if low != 1 else ''}" if low else "no arguments"
-    if high is None:
-        return f"at least {low} arguments"
-    return f"{low} to {high} arguments"

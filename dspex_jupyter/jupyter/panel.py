@@ -1,33 +1,20 @@
 """Kernel side of the JupyterLab "DSPex" panel: the ``dspex:panel`` comm target.
 
-The protocol is documented in ``docs/panel-protocol.md`` and defined once, in
-machine-readable form, in ``docs/panel-protocol.schema.json`` (the tests check
-that these messages and the TypeScript types in ``labextension/src/protocol.ts``
-agree with it).
+The protocol (a ``snapshot`` on open, then numbered deltas; ``edit`` and
+``request_snapshot`` from the panel; how threads send) is documented in
+``docs/panel-protocol.md`` and defined once, machine-readably, in
+``docs/panel-protocol.schema.json``: the tests validate every message against
+it, and the TypeScript types are generated from it at build time.
 
-In short: the panel opens a comm on target ``dspex:panel``; the kernel answers
-with a ``snapshot`` of every context it knows (the default context and every
-``Context`` bound to a name in the user namespace), then pushes deltas
-(``variable``, ``variable_deleted``, ``run``, ``context``, ``context_removed``)
-as they happen. Every kernel message carries ``seq``, the channel's sequence
-number (1, 2, 3, ... per comm, the snapshot included); a panel that sees a gap
-asks for a fresh snapshot with ``request_snapshot``. ``edit`` sets a variable
-from text, parsed by :func:`dspex_jupyter.variables.types.parse` for the
-variable's type and validated by ``ctx.set``; the reply ``edit_result`` carries
-either the new record or the error message and the real (unchanged) record, so
-the panel can snap back.
+A channel runs no watch of its own: it derives from each context's
+``ctx.traits`` mirror (:mod:`dspex_jupyter.jupyter.traits`), whose one watch and
+one version high-water mark deliver every change once, newest last. A snapshot
+is taken under the mirrors' locks while the channel subscribes, so nothing is
+missed or sent twice. A mirror's lock is always taken before a channel's.
 
-Threads. Watch events arrive on the contexts' dispatcher threads, runs on
-whatever thread ran the program, edits and cell hooks on the shell thread.
-Sending from any thread is safe with ipykernel 7: ``comm.send`` ends in
-``session.send`` on the IOPub ``BackgroundSocket``, which only appends to the
-IOPub thread's event deque (one deque, FIFO) and wakes it. Each channel numbers
-and sends its messages under one lock, so the IOPub order is the ``seq`` order.
-
-Registration. ``%load_ext dspex_jupyter`` calls :func:`register`; the panel
-itself also runs ``register(get_ipython())`` silently when it connects to a
-Python kernel, so it works in notebooks that never loaded the extension.
-Registering twice is harmless.
+``%load_ext dspex_jupyter`` calls :func:`register`; the panel also runs
+``register(get_ipython())`` silently when it connects, so it works in notebooks
+that never loaded the extension. Registering twice is harmless.
 """
 
 from __future__ import annotations
@@ -35,13 +22,18 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager, suppress
+from functools import partial
+from typing import Any, NamedTuple
+
+import traitlets
 
 from ..context import Context
 from ..errors import DSPexError
 from ..program.module import json_safe as _jsonable
 from ..variables.types import parse
+from .traits import NOTIFICATION, VariableTraits, traits_for
 
 __all__ = ["TARGET", "PROTOCOL", "MAX_RUNS", "register", "unregister", "PanelHub", "Channel"]
 
@@ -71,7 +63,7 @@ def _locks(ctx: Context) -> dict[str, str]:
         return {}
 
 
-def variable_json(record: Any, locks: Mapping[str, str], source: str | None = None) -> dict:
+def variable_json(record: Any, locks: Mapping[str, str]) -> dict:
     return {
         "name": record.name,
         "type": record.type,
@@ -79,7 +71,7 @@ def variable_json(record: Any, locks: Mapping[str, str], source: str | None = No
         "constraints": _jsonable(dict(record.constraints)),
         "version": int(record.version),
         "metadata": _jsonable(dict(record.metadata)),
-        "source": str(source if source is not None else record.source),
+        "source": str(record.source),
         "timestamp": float(record.timestamp),
         "lock": locks.get(record.name),
     }
@@ -92,8 +84,6 @@ class PanelHub:
         self.shell = shell
         self.channels: list[Channel] = []
         self._lock = threading.Lock()
-
-    # ------------------------------------------------------------------ contexts
 
     def contexts(self) -> list[tuple[Context, list[str]]]:
         """The contexts to show: the default one (if created) first, then every
@@ -110,14 +100,12 @@ class PanelHub:
                 found.setdefault(id(value), (value, []))[1].append(name)
         return list(found.values())
 
-    # ------------------------------------------------------------------ comm target
-
     def open_channel(self, comm: Any, open_msg: Mapping[str, Any] | None = None) -> None:
         """The comm target: a frontend panel opened a channel."""
         channel = Channel(self, comm)
         with self._lock:
             self.channels.append(channel)
-        channel.start()
+        channel.send_snapshot()
 
     def drop(self, channel: Channel) -> None:
         with self._lock:
@@ -137,8 +125,17 @@ class PanelHub:
             channel.close()
 
 
+class _Attached(NamedTuple):
+    """What a channel holds for one context it shows."""
+
+    ctx: Context
+    view: VariableTraits
+    on_change: Callable[[Any], None]
+    on_run: Callable[[Mapping[str, Any]], None]
+
+
 class Channel:
-    """One open comm: its own sequence numbers, watches and run listeners."""
+    """One open comm: its own sequence numbers, and an observer on each context's mirror."""
 
     def __init__(self, hub: PanelHub, comm: Any) -> None:
         self.hub = hub
@@ -146,16 +143,11 @@ class Channel:
         self.seq = 0
         self.closed = False
         self._lock = threading.RLock()
-        self._contexts: dict[str, Context] = {}
-        self._subscriptions: dict[str, Any] = {}
-        self._run_listeners: dict[str, Any] = {}
-        self._sent_versions: dict[str, dict[str, int]] = {}
+        self._attached: dict[str, _Attached] = {}
         self._sent_info: dict[str, dict[str, Any]] = {}
         self._locks: dict[str, dict[str, str]] = {}
         comm.on_msg(self._on_msg)
-        comm.on_close(self._on_close)
-
-    # ------------------------------------------------------------------ sending
+        comm.on_close(lambda msg: self.close(send_close=False))
 
     def _send(self, message: dict[str, Any]) -> None:
         """Number and send one message. Callers hold ``self._lock``."""
@@ -168,7 +160,23 @@ class Channel:
         except Exception:
             log.exception("dspex panel: sending %s failed", message.get("type"))
 
-    # ------------------------------------------------------------------ contexts
+    @contextmanager
+    def _holding(self, views: Iterable[VariableTraits]) -> Iterator[None]:
+        """The mirrors' locks (in a fixed order), then the channel's."""
+        with ExitStack() as stack:
+            for view in sorted(set(views), key=id):
+                stack.enter_context(view._dspex_lock)
+            stack.enter_context(self._lock)
+            yield
+
+    def _wanted(self) -> dict[str, tuple[Context, list[str], VariableTraits]]:
+        wanted = {}
+        for ctx, labels in self.hub.contexts():
+            try:
+                wanted[context_id(ctx)] = (ctx, labels, traits_for(ctx))
+            except DSPexError:  # stopped while we looked
+                continue
+        return wanted
 
     def _info(self, cid: str, ctx: Context, labels: list[str]) -> dict[str, Any]:
         locks = _locks(ctx)
@@ -183,147 +191,92 @@ class Channel:
             "locks": locks,
         }
 
-    def _context_json(self, cid: str, ctx: Context, labels: list[str]) -> dict[str, Any]:
-        """The full state of one context; records what was sent."""
-        info = self._info(cid, ctx, labels)
-        locks = self._locks[cid]
-        records = sorted(ctx.list(), key=lambda r: r.name)
-        self._sent_versions[cid] = {r.name: r.version for r in records}
-        self._sent_info[cid] = info
+    def _context_json(
+        self, cid: str, ctx: Context, labels: list[str], view: VariableTraits
+    ) -> dict[str, Any]:
+        """The full state of one context, from its mirror (whose lock the caller holds)."""
+        info = self._sent_info[cid] = self._info(cid, ctx, labels)
+        records = sorted(view._dspex_records.values(), key=lambda r: r.name)
         runs = [_jsonable(dict(run)) for run in list(ctx.runs)[-MAX_RUNS:]]
-        return {
-            **info,
-            "variables": [variable_json(r, locks) for r in records],
-            "runs": runs,
-        }
+        variables = [variable_json(r, self._locks[cid]) for r in records]
+        return {**info, "variables": variables, "runs": runs}
 
-    def _attach(self, cid: str, ctx: Context) -> None:
-        if cid in self._contexts:
+    def _attach(self, cid: str, ctx: Context, view: VariableTraits) -> None:
+        if cid in self._attached:
             return
-        self._contexts[cid] = ctx
-
-        def on_event(event: Any, cid: str = cid, ctx: Context = ctx) -> None:
-            self._on_event(cid, ctx, event)
-
-        def on_run(summary: Mapping[str, Any], cid: str = cid) -> None:
-            self._on_run(cid, summary)
-
-        self._subscriptions[cid] = ctx.watch(None, on_event, signals=True)
+        on_change, on_run = partial(self._on_change, cid), partial(self._on_run, cid)
+        view.observe(on_change, names=traitlets.All, type=NOTIFICATION)
         ctx.add_run_listener(on_run)
-        self._run_listeners[cid] = on_run
+        self._attached[cid] = _Attached(ctx, view, on_change, on_run)
 
     def _detach(self, cid: str) -> None:
-        ctx = self._contexts.pop(cid, None)
-        subscription = self._subscriptions.pop(cid, None)
-        listener = self._run_listeners.pop(cid, None)
-        self._sent_versions.pop(cid, None)
         self._sent_info.pop(cid, None)
         self._locks.pop(cid, None)
-        if ctx is None:
-            return
-        if listener is not None:
-            ctx.remove_run_listener(listener)
-        if subscription is not None and not ctx.closed:
-            try:
-                ctx.unwatch(subscription)
-            except Exception:
-                log.debug("unwatch failed", exc_info=True)
-        elif subscription is not None:
-            subscription.close()
-
-    def start(self) -> None:
-        self.send_snapshot()
+        attached = self._attached.pop(cid, None)
+        if attached is not None:
+            attached.ctx.remove_run_listener(attached.on_run)
+            attached.view.unobserve(attached.on_change, names=traitlets.All, type=NOTIFICATION)
 
     def send_snapshot(self) -> None:
-        with self._lock:
-            current = self.hub.contexts()
-            wanted = {context_id(ctx): (ctx, labels) for ctx, labels in current}
-            for cid in [c for c in self._contexts if c not in wanted]:
+        wanted = self._wanted()
+        with self._holding(view for _, _, view in wanted.values()):
+            for cid in [c for c in self._attached if c not in wanted]:
                 self._detach(cid)
             contexts = []
-            for cid, (ctx, labels) in wanted.items():
-                self._attach(cid, ctx)  # watch first: nothing is missed after the snapshot
+            for cid, (ctx, labels, view) in wanted.items():
                 try:
-                    contexts.append(self._context_json(cid, ctx, labels))
+                    contexts.append(self._context_json(cid, ctx, labels, view))
+                    self._attach(cid, ctx, view)
                 except DSPexError:  # stopped while we looked
                     self._detach(cid)
             self._send({"type": "snapshot", "protocol": PROTOCOL, "contexts": contexts})
 
     def sync(self) -> None:
         """Send what changed in the set of contexts or in their info (not variables)."""
-        with self._lock:
-            if self.closed:
-                return
-            wanted = {context_id(ctx): (ctx, labels) for ctx, labels in self.hub.contexts()}
-            for cid in [c for c in self._contexts if c not in wanted]:
+        if self.closed:
+            return
+        wanted = self._wanted()
+        with self._holding(view for _, _, view in wanted.values()):
+            for cid in [c for c in self._attached if c not in wanted]:
                 self._detach(cid)
                 self._send({"type": "context_removed", "context": cid})
-            for cid, (ctx, labels) in wanted.items():
+            for cid, (ctx, labels, view) in wanted.items():
                 try:
-                    if cid not in self._contexts:
-                        self._attach(cid, ctx)
-                        self._send(
-                            {"type": "context", "context": self._context_json(cid, ctx, labels)}
-                        )
-                    elif self._info(cid, ctx, labels) != self._sent_info.get(cid):
-                        self._send(
-                            {"type": "context", "context": self._context_json(cid, ctx, labels)}
-                        )
+                    new = cid not in self._attached
+                    if new or self._info(cid, ctx, labels) != self._sent_info.get(cid):
+                        context = self._context_json(cid, ctx, labels, view)
+                        self._attach(cid, ctx, view)
+                        self._send({"type": "context", "context": context})
                 except DSPexError:
                     self._detach(cid)
                     self._send({"type": "context_removed", "context": cid})
 
-    # ------------------------------------------------------------------ events
-
-    def _on_event(self, cid: str, ctx: Context, event: Any) -> None:
+    def _on_change(self, cid: str, change: Any) -> None:
+        """One change a mirror applied (under its lock, newest last, never twice)."""
         with self._lock:
-            sent = self._sent_versions.get(cid)
-            if self.closed or sent is None:
+            attached = self._attached.get(cid)
+            if self.closed or attached is None:
                 return
-            if event.kind in ("locked", "unlocked"):
+            if change.kind in ("locked", "unlocked"):
                 # An optimizer took or left a lease (anywhere): resend the context's
                 # info and variables with the new holders, without waiting for a cell.
-                info = self._sent_info.get(cid)
-                if info is not None:
-                    try:
-                        context = self._context_json(cid, ctx, info["labels"])
-                    except DSPexError:
-                        return
-                    self._send({"type": "context", "context": context})
-                return
-            if event.kind == "dependency_changed":
-                return
-            if event.kind == "deleted":
-                if sent.pop(event.name, None) is not None:
-                    self._send(
-                        {
-                            "type": "variable_deleted",
-                            "context": cid,
-                            "name": event.name,
-                            "version": int(event.version),
-                        }
-                    )
-                return
-            try:
-                record = ctx.variable(event.name)
-            except (KeyError, DSPexError):
-                return  # deleted or stopped since; that event follows
-            if event.name in sent and record.version <= sent[event.name]:
-                return  # already sent (in the snapshot or a later delta)
-            sent[event.name] = record.version
-            source = event.source if record.version == event.version else record.source
-            self._send(
-                {
-                    "type": "variable",
-                    "context": cid,
-                    "kind": "registered" if event.kind == "registered" else "set",
-                    "variable": variable_json(record, self._locks.get(cid, {}), source),
-                }
-            )
+                labels = self._sent_info[cid]["labels"]
+                try:
+                    context = self._context_json(cid, attached.ctx, labels, attached.view)
+                except DSPexError:
+                    return
+                self._send({"type": "context", "context": context})
+            elif change.kind == "deleted":
+                message = {"context": cid, "name": change.name, "version": int(change.version)}
+                self._send({"type": "variable_deleted", **message})
+            else:
+                variable = variable_json(change.record, self._locks.get(cid, {}))
+                message = {"context": cid, "kind": change.kind, "variable": variable}
+                self._send({"type": "variable", **message})
 
     def _on_run(self, cid: str, summary: Mapping[str, Any]) -> None:
         with self._lock:
-            if self.closed or cid not in self._contexts:
+            if self.closed or cid not in self._attached:
                 return
             self._send({"type": "run", "context": cid, "run": _jsonable(dict(summary))})
         # a run may have bridged the context: refresh its info outside the hot path
@@ -331,8 +284,6 @@ class Channel:
             self.sync()
         except Exception:
             log.debug("sync after run failed", exc_info=True)
-
-    # ------------------------------------------------------------------ requests
 
     def _on_msg(self, msg: Mapping[str, Any]) -> None:
         data = msg.get("content", {}).get("data", {}) or {}
@@ -351,60 +302,43 @@ class Channel:
                 self._send({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
 
     def _edit(self, data: Mapping[str, Any]) -> None:
-        request_id = str(data.get("request_id", ""))
-        cid = str(data.get("context", ""))
-        name = str(data.get("name", ""))
-        text = data.get("text")
-        ctx = self._contexts.get(cid)
+        """``ctx.set(name, parse(type, text), source="panel")``, through the mirror."""
+        cid, name, text = str(data.get("context", "")), str(data.get("name", "")), data.get("text")
         reply: dict[str, Any] = {
             "type": "edit_result",
-            "request_id": request_id,
-            "context": cid,
-            "name": name,
+            "request_id": str(data.get("request_id", "")),
         }
-        if ctx is None:
-            reply.update(ok=False, error=f"unknown context {cid!r}", variable=None)
+        reply.update(context=cid, name=name, ok=False, error=None, variable=None)
+        attached = self._attached.get(cid)
+        if attached is None:
+            reply["error"] = f"unknown context {cid!r}"
         elif not isinstance(text, str):
-            reply.update(ok=False, error="edit text must be a string", variable=None)
+            reply["error"] = "edit text must be a string"
         else:
+            record: Any = None
             try:
-                record = ctx.variable(name)
-                record = ctx.set(name, parse(record.type, text), source="panel")
-                reply.update(ok=True, error=None)
+                kind = attached.ctx.variable(name).type
+                record = attached.view._dspex_write(name, parse(kind, text), source="panel")
+                reply["ok"] = True
             except Exception as exc:
-                reply.update(ok=False, error=str(exc) or type(exc).__name__)
-                try:
-                    record = ctx.variable(name)
-                except Exception:
-                    record = None
-            reply["variable"] = (
-                None if record is None else variable_json(record, self._locks.get(cid, {}))
-            )
+                reply["error"] = str(exc) or type(exc).__name__
+                record = attached.view._dspex_records.get(name)  # the real, unchanged one
+            if record is not None:
+                reply["variable"] = variable_json(record, self._locks.get(cid, {}))
         with self._lock:
-            sent = self._sent_versions.get(cid)
-            variable = reply.get("variable")
-            if sent is not None and variable is not None:
-                sent[name] = max(sent.get(name, 0), variable["version"])
             self._send(reply)
-
-    # ------------------------------------------------------------------ closing
-
-    def _on_close(self, msg: Any = None) -> None:
-        self.close(send_close=False)
 
     def close(self, send_close: bool = True) -> None:
         with self._lock:
             if self.closed:
                 return
             self.closed = True
-            for cid in list(self._contexts):
+            for cid in list(self._attached):
                 self._detach(cid)
         self.hub.drop(self)
         if send_close:
-            try:
+            with suppress(Exception):
                 self.comm.close()
-            except Exception:
-                log.debug("closing the comm failed", exc_info=True)
 
 
 _hub: PanelHub | None = None
@@ -446,14 +380,9 @@ def unregister(ipython: Any = None) -> None:
     if hub is None:
         return
     hub.close()
-    manager = comm.get_comm_manager()
-    try:
-        manager.unregister_target(TARGET, hub.open_channel)
-    except Exception:
-        log.debug("unregister_target failed", exc_info=True)
+    with suppress(Exception):
+        comm.get_comm_manager().unregister_target(TARGET, hub.open_channel)
     events = getattr(ipython, "events", None) or getattr(hub.shell, "events", None)
     if events is not None:
-        try:
+        with suppress(ValueError):
             events.unregister("post_run_cell", hub.post_run_cell)
-        except ValueError:
-            pass

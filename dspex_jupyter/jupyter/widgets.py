@@ -14,29 +14,28 @@ Control per variable type:
 ``embedding`` / ``tensor``  a read-only ``Textarea`` showing the JSON value
 ==========================  ===============================================
 
-How the sync stays loop-free and consistent:
+How the sync stays loop-free and consistent: the container derives from
+``ctx.traits`` (:mod:`dspex_jupyter.jupyter.traits`), the one kernel-side
+mirror, and runs no watch of its own.
 
 * A widget edit (a message from the browser, which ipykernel 7 may deliver on
-  a subshell thread while a cell runs) triggers exactly one validated
-  ``ctx.set(..., source="widget")``. If the context refuses, the control snaps
-  back to the real value and the reason appears in the container's own
-  ``message`` area (an ``HTML`` widget), not only in a log.
-* Changes from anywhere else arrive through one context watcher and are
-  applied by its dispatcher thread (the single applier), which keeps the last
-  version shown per variable and drops anything not newer. While it moves a
-  control, a thread-local flag naming that variable tells the control's
-  observer that the change came from the backend, so it writes nothing back
-  (the flag names one variable, so a user's observer that edits another
-  control meanwhile still makes a real write).
-* One re-entrant lock covers "set + remember the version + show it" on the
-  edit path and "check the version + show it" on the applier path, so an
-  older value can never overwrite a newer one on screen.
+  a subshell thread while a cell runs) is one validated write through the
+  mirror, ``ctx.set(..., source="widget")``. If it is refused, the control
+  snaps back to the mirror's record and the reason appears in the container's
+  own ``message`` area (an ``HTML`` widget), not only in a log.
+* Every change the mirror applies (from this container, code, other threads
+  or processes) reaches the container as one ``"dspex"`` notification, under
+  the mirror's lock and in version order; the mirror has already dropped
+  anything stale. While it moves a control, a thread-local flag naming that
+  variable tells the control's observer that the change is not an edit (the
+  flag names one variable, so a user's observer that edits another control
+  meanwhile still makes a real write). ``hold_sync`` sends each move as one
+  message to the browser.
 
 Locks exist only on the bridged backend: ``ctx.locks()`` is asked when the
 panel is built, when a change is applied (at most once a second) and when an
 edit is refused with ``LockedError``; ``refresh()`` asks on demand. Between
-those, the ``locked`` / ``unlocked`` watch signals (``watch(..., signals=True)``)
-move the controls as soon as an optimizer anywhere takes or leaves a lease,
+those, the ``locked`` / ``unlocked`` signals, relayed by the mirror, move the controls as soon as an optimizer anywhere takes or leaves a lease,
 without polling. A locked control is disabled and its row says who holds it.
 """
 
@@ -50,9 +49,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
+import traitlets
 
-from ..errors import DSPexError, LockedError, NotSupportedByBackend, VariableNotFound
-from ..variables.record import SIGNAL_KINDS, Variable, WatchEvent, to_json_value
+from ..errors import DSPexError, LockedError, NotSupportedByBackend
+from ..variables.record import Variable, WatchEvent, to_json_value
+from .traits import NOTIFICATION, traits_for
 
 if TYPE_CHECKING:
     from ..context import Context
@@ -117,15 +118,13 @@ class VariablesWidget(w.VBox):
 
     def __init__(self, context: Context) -> None:
         self._ctx = context
+        self._view = traits_for(context)
         self.controls: dict[str, w.Widget] = {}
         self.versions: dict[str, w.HTML] = {}
         self.lock_labels: dict[str, w.HTML] = {}
         self._rows: dict[str, w.HBox] = {}
         self._types: dict[str, str] = {}
-        self._definitions: dict[str, tuple[str, dict[str, Any]]] = {}
-        self._shown: dict[str, int] = {}  # name -> version on screen
         self._locked: dict[str, str] = {}
-        self._lock = threading.RLock()
         self._local = threading.local()
         self._closed = False
         self._locks_checked = 0.0
@@ -133,38 +132,30 @@ class VariablesWidget(w.VBox):
         self.message = w.HTML(value="")
         self._rows_box = w.VBox()
         super().__init__(children=[self.header, self._rows_box, self.message])
-        with self._lock:
-            for record in context.list():
+        with self._view._dspex_lock:
+            for record in self._view._dspex_records.values():
                 self._add(record)
             self._layout_rows()
-        self._subscription = context.watch(None, self._on_event, include_initial=True, signals=True)
+            self._view.observe(self._on_change, names=traitlets.All, type=NOTIFICATION)
         context.add_stop_callback(self._on_stop)
-        self._update_header()
         self.refresh()
 
     # ------------------------------------------------------------------ rows
 
     def _add(self, record: Variable) -> None:
         control = control_for_variable(record)
-        version = w.HTML(value=self._version_html(record))
-        locked = w.HTML(value="")
         control.observe(lambda change, name=record.name: self._on_edit(name, change), "value")
         self.controls[record.name] = control
-        self.versions[record.name] = version
-        self.lock_labels[record.name] = locked
+        self.versions[record.name] = w.HTML(value=self._version_html(record))
+        self.lock_labels[record.name] = w.HTML(value="")
         self._types[record.name] = record.type
-        self._definitions[record.name] = (record.type, dict(record.constraints))
-        self._shown[record.name] = record.version
-        self._rows[record.name] = w.HBox([control, version, locked])
+        self._rows[record.name] = w.HBox(
+            [control, self.versions[record.name], self.lock_labels[record.name]]
+        )
 
     def _remove(self, name: str) -> None:
-        self.controls.pop(name, None)
-        self.versions.pop(name, None)
-        self.lock_labels.pop(name, None)
-        self._types.pop(name, None)
-        self._definitions.pop(name, None)
-        self._shown.pop(name, None)
-        self._locked.pop(name, None)
+        for table in (self.controls, self.versions, self.lock_labels, self._types, self._locked):
+            table.pop(name, None)
         row = self._rows.pop(name, None)
         if row is not None:
             row.close()
@@ -189,19 +180,17 @@ class VariablesWidget(w.VBox):
     # ------------------------------------------------------------------ edits from the widget
 
     def _on_edit(self, name: str, change: dict[str, Any]) -> None:
-        """A control's value changed. Unless the applier did it, that is one user edit."""
+        """A control's value changed. Unless the mirror moved it, that is one user edit."""
         if getattr(self._local, "applying", None) == name or self._closed:
-            return  # the applier (or a snap-back) moved this control: not an edit
-        with self._lock:
+            return  # the mirror (or a snap-back) moved this control: not an edit
+        with self._view._dspex_lock:
             if self.controls.get(name) is not change["owner"]:
                 return  # a control of a deleted or redefined variable
-            value = change["new"]
             try:
-                record = self._ctx.set(name, value, source="widget")
+                self._view._dspex_write(name, change["new"], source="widget")
             except DSPexError as exc:
                 self._refuse(name, exc)
                 return
-            self._show(record)
             self.message.value = ""
 
     def _refuse(self, name: str, exc: DSPexError) -> None:
@@ -212,81 +201,57 @@ class VariablesWidget(w.VBox):
         )
         if isinstance(exc, LockedError):
             self.refresh(force=True)
-        try:
-            record = self._ctx.variable(name)
-        except VariableNotFound:
+        record = self._view._dspex_records.get(name)
+        if record is None:
             self._remove(name)
             self._layout_rows()
-            return
-        self._show(record, force=True)
+        else:
+            self._show(record)
 
-    # ------------------------------------------------------------------ updates from the context
+    # ------------------------------------------------------------------ changes from the mirror
 
-    def _on_event(self, event: WatchEvent) -> None:
-        """The single applier: runs on the watcher's dispatcher thread."""
+    def _on_change(self, change: Any) -> None:
+        """One change the mirror applied (under its lock, in version order)."""
         if self._closed:
             return
-        if event.kind in ("locked", "unlocked"):
-            holder = event.metadata.get("holder") if event.kind == "locked" else None
-            with self._lock:
-                if event.name in self.controls:
-                    self._apply_lock(event.name, holder)
-                    self._update_header()
+        name, kind, record = change.name, change.kind, change.record
+        if kind in ("locked", "unlocked"):
+            if name in self.controls:
+                self._apply_lock(name, change.holder)
+                self._update_header()
             return
-        if event.kind in SIGNAL_KINDS:
-            return  # dependency_changed: nothing to show
-        with self._lock:
-            if event.kind == "deleted":
-                if event.name in self._rows:
-                    self._remove(event.name)
-                    self._layout_rows()
-            elif event.kind == "registered" or event.name not in self._rows:
-                try:
-                    record = self._ctx.variable(event.name)
-                except VariableNotFound:
-                    return
-                definition = (record.type, dict(record.constraints))
-                if self._definitions.get(record.name) == definition:
-                    self._show(record)
-                else:
-                    self._remove(record.name)
-                    self._add(record)
-                    self._layout_rows()
-            else:
-                self._show_event(event)
+        if kind == "deleted":
+            if name in self._rows:
+                self._remove(name)
+                self._layout_rows()
+        elif kind == "registered" or name not in self._rows:
+            self._remove(name)
+            self._add(record)
+            self._layout_rows()
+        else:
+            self._show(record)
         if time.monotonic() - self._locks_checked > _LOCK_REFRESH_S:
             self.refresh()
 
-    def _show_event(self, event: WatchEvent) -> None:
-        if event.version <= self._shown.get(event.name, 0):
-            return  # stale, or our own edit coming back
-        self._shown[event.name] = event.version
-        self._set_control(event.name, event.new_value)
-        self.versions[event.name].value = (
-            f"<small title='last written by {html.escape(str(event.source))}'>"
-            f"v{event.version}</small>"
-        )
+    def _on_event(self, event: WatchEvent) -> None:
+        """Feed ``event`` to the mirror this container derives from (as its watch does)."""
+        self._view._dspex_on_event(event)
 
-    def _show(self, record: Variable, force: bool = False) -> None:
-        if not force and record.version <= self._shown.get(record.name, 0):
-            return
-        self._shown[record.name] = max(record.version, self._shown.get(record.name, 0))
-        self._set_control(record.name, record.value)
-        self.versions[record.name].value = self._version_html(record)
-
-    def _set_control(self, name: str, value: Any) -> None:
-        control = self.controls.get(name)
+    def _show(self, record: Variable) -> None:
+        control = self.controls.get(record.name)
         if control is None:
             return
-        shown = _as_text(value) if self._types[name] in _READ_ONLY else value
+        shown = _as_text(record.value) if self._types[record.name] in _READ_ONLY else record.value
         # Name-specific and restored afterwards, so a user's observer that edits
         # *another* control while this one moves still makes a real write.
         previous = getattr(self._local, "applying", None)
-        self._local.applying = name
+        self._local.applying = record.name
         try:
-            control.value = shown
+            with control.hold_sync():
+                control.value = shown
         finally:
             self._local.applying = previous
+        self.versions[record.name].value = self._version_html(record)
 
     # ------------------------------------------------------------------ locks and lifecycle
 
@@ -302,7 +267,7 @@ class VariablesWidget(w.VBox):
         except DSPexError as exc:
             log.debug("could not read locks: %s", exc)
             return
-        with self._lock:
+        with self._view._dspex_lock:
             for name in self.controls:
                 self._apply_lock(name, locks.get(name), force)
             self._update_header()
@@ -322,7 +287,7 @@ class VariablesWidget(w.VBox):
 
     def _dspex_sync(self, timeout: float = 5.0) -> bool:
         """Wait until every change offered so far is on screen; True if it is."""
-        return self._subscription.flush(timeout)
+        return self._view._dspex_sync(timeout)
 
     def sync(self, timeout: float = 5.0) -> bool:
         """Wait until every change offered so far is on screen; True if it is."""
@@ -332,11 +297,8 @@ class VariablesWidget(w.VBox):
         if self._closed:
             return
         self._closed = True
-        try:
-            self._ctx.unwatch(self._subscription)
-        except Exception:
-            self._subscription.close()
-        with self._lock:
+        self._view.unobserve(self._on_change, names=traitlets.All, type=NOTIFICATION)
+        with self._view._dspex_lock:
             for control in self.controls.values():
                 control.disabled = True
             self._update_header()
@@ -352,4 +314,5 @@ def widgets_for(context: Context) -> VariablesWidget:
 
     Displaying the same container several times shows several synced views.
     """
+    traits_for(context)  # first: Context.extension's lock is not re-entrant
     return context.extension("jupyter.widgets", VariablesWidget, stale=lambda w: w.closed)

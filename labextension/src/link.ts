@@ -8,15 +8,14 @@ import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import {
-  COMM_TARGET,
   Context,
   EditMessage,
   EditResultMessage,
   KernelMessage as DSPexMessage,
   PanelMessage,
-  PROTOCOL_VERSION,
   Variable
-} from './protocol';
+} from './generated/protocol';
+import { COMM_TARGET, PROTOCOL_VERSION } from './protocol';
 
 /** Runs in the kernel before the comm opens, so the panel also works without
  * `%load_ext dspex_jupyter`. Silent: no output, no history, no names bound. */

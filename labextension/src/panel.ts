@@ -8,7 +8,7 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { IChange, KernelLink } from './link';
-import { Context, JSONValue, Run, Variable } from './protocol';
+import { Context, JSONValue, Run, Variable } from './generated/protocol';
 
 const RUNS_SHOWN = 10;
 let choiceLists = 0;

@@ -30,6 +30,26 @@ def test_help_is_the_magic_docstring(shell, capsys):
     assert "%dspex set NAME VALUE" in capsys.readouterr().out
 
 
+def test_help_reads_as_plain_text(shell):
+    doc = shell.find_line_magic("dspex").__doc__
+    assert "``" not in doc and ":mod:" not in doc and "::" not in doc
+    assert "a bridged module from dspex_jupyter.modules" in doc
+
+
+def test_subcommand_arguments_are_parsed_by_magic_arguments(ip, ctx):
+    from IPython.core.magic_arguments import MagicArgumentParser
+
+    magics = ip.magics_manager.registry["DSPexMagics"]
+    assert isinstance(magics._cmd_history.parser, MagicArgumentParser)
+    exc = run_error(ip, "%dspex history temperature many")
+    assert isinstance(exc, MagicSyntaxError)
+    assert "expected %dspex history NAME [LIMIT]" in str(exc)
+    exc = run_error(ip, "%dspex vars extra")
+    assert isinstance(exc, MagicSyntaxError) and "unrecognized arguments: extra" in str(exc)
+    run(ip, "%dspex def offset float -0.5")  # a negative value is a value, not an option
+    assert ctx.get("offset") == -0.5
+
+
 def test_def_get_set(ip, ctx, capsys):
     run(ip, "%dspex def top_p float 0.9 min=0 max=1")
     assert ctx.variable("top_p").constraints == {"min": 0, "max": 1}

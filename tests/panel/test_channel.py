@@ -227,9 +227,15 @@ def test_unknown_request_gets_an_error(kernel: KernelSession) -> None:
 
 CHANNELS = "len(__import__('dspex_jupyter.jupyter.panel', fromlist=['_hub'])._hub.channels)"
 SUBSCRIPTIONS = "len(close_ctx.provider._hub.subscriptions)"  # LocalState's watch hub
+# the channels' observers on the context's one mirror (ctx.traits)
+OBSERVERS = (
+    "len(close_ctx.traits._trait_notifiers.get(__import__('traitlets').All, {}).get('dspex', []))"
+)
 
 
 def test_closing_the_comm_stops_the_watches(kernel: KernelSession) -> None:
+    """Panels derive from the context's one mirror: however many are open, the
+    context has one watch for them, and closing a comm drops its observer."""
     kernel.execute(register_code(), silent=True)
     kernel.execute(
         "from dspex_jupyter import Context, Variables\n"
@@ -237,11 +243,13 @@ def test_closing_the_comm_stops_the_watches(kernel: KernelSession) -> None:
         "Variables.defvariable(close_ctx, 'x', 'int', initial=1)\n"
     )
     channels, subscriptions = kernel.evaluate(CHANNELS), kernel.evaluate(SUBSCRIPTIONS)
-    panel = kernel.open_panel()
-    assert panel.next()["type"] == "snapshot"
-    assert kernel.evaluate(CHANNELS) == channels + 1
-    assert kernel.evaluate(SUBSCRIPTIONS) == subscriptions + 1
+    panel, second = kernel.open_panel(), kernel.open_panel()
+    assert panel.next()["type"] == "snapshot" and second.next()["type"] == "snapshot"
+    assert kernel.evaluate(CHANNELS) == channels + 2
+    assert kernel.evaluate(SUBSCRIPTIONS) == subscriptions + 1  # the mirror's, shared
+    assert kernel.evaluate(OBSERVERS) == 2
     panel.close()
+    second.close()
     kernel.execute(
         "import time\n"
         "for _ in range(600):\n"
@@ -249,7 +257,9 @@ def test_closing_the_comm_stops_the_watches(kernel: KernelSession) -> None:
         "    time.sleep(0.05)\n"
     )
     assert kernel.evaluate(CHANNELS) == channels
-    assert kernel.evaluate(SUBSCRIPTIONS) == subscriptions
+    assert kernel.evaluate(OBSERVERS) == 0
+    assert kernel.evaluate(SUBSCRIPTIONS) == subscriptions + 1  # ctx.traits lives on
+    kernel.execute("close_ctx.stop()")
 
 
 def test_without_registration_the_kernel_refuses_the_comm() -> None:

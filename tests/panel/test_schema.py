@@ -1,48 +1,68 @@
-"""The panel protocol is defined once (docs/panel-protocol.schema.json); both
-sides must agree with it: the Python kernel side (constants here, messages in
-test_channel.py, validated by the client) and the TypeScript types in
-labextension/src/protocol.ts (parsed here)."""
+"""The panel protocol is defined once, in docs/panel-protocol.schema.json.
+
+The TypeScript types are generated from it at build time (json-schema-to-typescript,
+``jlpm run build:protocol``; the strict ``tsc`` build then checks the panel's code
+against them). Here the Python side is held to the same schema: a channel driven
+in-process over a recording comm, with real contexts, must send only messages
+the schema accepts, and the schema must refuse malformed ones (so the check can
+fail). The real-kernel tests in test_channel.py validate every message too.
+"""
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import jsonschema
 import pytest
 
-from dspex_jupyter.jupyter import panel
+from dspex_jupyter import Context
+from dspex_jupyter.jupyter import panel, sync
 
-from .kernel_client import ROOT, SCHEMA
+from .kernel_client import KERNEL_MESSAGE, PANEL_MESSAGE, ROOT, SCHEMA
 
 PROTOCOL_TS = (ROOT / "labextension" / "src" / "protocol.ts").read_text()
 DOC = (ROOT / "docs" / "panel-protocol.md").read_text()
+PACKAGE = json.loads((ROOT / "package.json").read_text())
 
 
-def ts_interfaces() -> dict[str, dict[str, tuple[bool, str]]]:
-    """interface name -> field -> (optional, declared type) from protocol.ts."""
-    found = {}
-    for name, body in re.findall(r"export interface (\w+) \{\n(.*?)\n\}", PROTOCOL_TS, re.S):
-        fields = {}
-        for line in body.splitlines():
-            match = re.fullmatch(r"\s*(\w+)(\??): (.+);", line)
-            assert match, f"protocol.ts: cannot read field line {line!r} in {name}"
-            fields[match[1]] = (match[2] == "?", match[3])
-        found[name] = fields
-    return found
-
-
-def ts_union(name: str) -> list[str]:
-    match = re.search(rf"export type {name} =\n((?:\s*\| \w+\n?)+);", PROTOCOL_TS + "\n")
-    if match is None:  # the last line ends with ';'
-        match = re.search(rf"export type {name} =((?:\s*\|\s*\w+)+);", PROTOCOL_TS)
-    assert match, f"union {name} not found in protocol.ts"
-    return re.findall(r"\|\s*(\w+)", match[1])
-
-
-def schema_objects() -> dict[str, dict]:
+def message_types(union: str) -> set[str]:
     return {
-        k: v for k, v in SCHEMA["$defs"].items() if v.get("type") == "object" and "properties" in v
+        SCHEMA["$defs"][item["$ref"].rsplit("/", 1)[1]]["properties"]["type"]["const"]
+        for item in SCHEMA["$defs"][union]["oneOf"]
     }
+
+
+class RecordingComm:
+    """What ``comm.create_comm`` gives the kernel side: ``send``, ``on_msg``, ``on_close``."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.handler: Any = None
+
+    def send(self, data: dict[str, Any]) -> None:
+        wire = json.loads(json.dumps(data, allow_nan=False))  # what the comm carries
+        KERNEL_MESSAGE.validate(wire)  # every kernel message, as it is sent
+        self.sent.append(wire)
+
+    def on_msg(self, handler: Any) -> None:
+        self.handler = handler
+
+    def on_close(self, handler: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def request(self, data: dict[str, Any]) -> None:
+        PANEL_MESSAGE.validate(data)  # every request, as the panel sends it
+        self.handler({"content": {"data": data}})
+
+
+class Shell:
+    def __init__(self) -> None:
+        self.user_ns: dict[str, Any] = {}
 
 
 def test_schema_is_a_valid_json_schema() -> None:
@@ -52,49 +72,87 @@ def test_schema_is_a_valid_json_schema() -> None:
 def test_constants_agree() -> None:
     assert SCHEMA["x-target"] == panel.TARGET
     assert SCHEMA["x-protocol-version"] == panel.PROTOCOL
-    assert re.search(rf"COMM_TARGET = '{re.escape(panel.TARGET)}';", PROTOCOL_TS)
-    assert re.search(rf"PROTOCOL_VERSION = {panel.PROTOCOL};", PROTOCOL_TS)
+    assert f"COMM_TARGET = '{panel.TARGET}';" in PROTOCOL_TS
+    assert f"PROTOCOL_VERSION = {panel.PROTOCOL};" in PROTOCOL_TS
 
 
-def test_message_unions_agree() -> None:
-    for union in ("KernelMessage", "PanelMessage"):
-        refs = [item["$ref"].rsplit("/", 1)[1] for item in SCHEMA["$defs"][union]["oneOf"]]
-        assert ts_union(union) == refs, union
-
-
-@pytest.mark.parametrize("definition", sorted(schema_objects()))
-def test_typescript_interface_matches_schema(definition: str) -> None:
-    interfaces = ts_interfaces()
-    assert definition in interfaces, f"protocol.ts lacks interface {definition}"
-    schema = SCHEMA["$defs"][definition]
-    fields = interfaces[definition]
-    assert set(fields) == set(schema["properties"]), definition
-    required = set(schema.get("required", []))
-    for field, (optional, ts_type) in fields.items():
-        assert optional == (field not in required), f"{definition}.{field} optionality"
-        prop = schema["properties"][field]
-        if "const" in prop:
-            assert ts_type == f"'{prop['const']}'", f"{definition}.{field}"
-        if "enum" in prop and field != "backend":
-            assert ts_type == " | ".join(f"'{v}'" for v in prop["enum"]), f"{definition}.{field}"
-        nullable = isinstance(prop.get("type"), list) and "null" in prop["type"]
-        nullable = nullable or any(alt.get("type") == "null" for alt in prop.get("anyOf", []))
-        assert nullable == ts_type.endswith("| null"), f"{definition}.{field} nullability"
+def test_typescript_types_are_generated_from_the_schema() -> None:
+    script = PACKAGE["scripts"]["build:protocol"]
+    assert script.startswith("json2ts -i docs/panel-protocol.schema.json ")
+    assert "json-schema-to-typescript" in PACKAGE["devDependencies"]
+    output = re.search(r"-o (\S+)", script)
+    assert output and output[1] == "labextension/src/generated/protocol.ts"
+    assert not re.search(r"export (interface|type) ", PROTOCOL_TS)  # no hand-written copy
+    for name in ("link.ts", "panel.ts"):
+        source = (ROOT / "labextension" / "src" / name).read_text()
+        assert "from './generated/protocol'" in source, name
 
 
 def test_every_message_type_is_documented() -> None:
-    for schema in schema_objects().values():
-        const = schema["properties"].get("type", {}).get("const")
-        if const:
-            assert f"`{const}`" in DOC, f"docs/panel-protocol.md does not describe {const!r}"
+    for const in message_types("KernelMessage") | message_types("PanelMessage"):
+        assert f"`{const}`" in DOC, f"docs/panel-protocol.md does not describe {const!r}"
 
 
-def test_python_sends_only_schema_types() -> None:
-    """Every ``"type": "..."`` literal the kernel side sends is a KernelMessage type."""
-    source = (ROOT / "dspex_jupyter" / "jupyter" / "panel.py").read_text()
-    sent = set(re.findall(r'"type": "(\w+)"', source))
-    kernel_types = {
-        SCHEMA["$defs"][item["$ref"].rsplit("/", 1)[1]]["properties"]["type"]["const"]
-        for item in SCHEMA["$defs"]["KernelMessage"]["oneOf"]
-    }
-    assert sent and sent <= kernel_types, sent - kernel_types
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "variable_deleted", "seq": 1, "context": "c", "name": "x"},  # no version
+        {"type": "variable_deleted", "seq": 0, "context": "c", "name": "x", "version": 2},
+        {"type": "snapshot", "seq": 1, "protocol": 1, "contexts": [], "extra": True},
+        {"type": "bogus", "seq": 1},
+        {"type": "error", "seq": 1, "message": 3},
+    ],
+)
+def test_the_schema_refuses_malformed_kernel_messages(message: dict) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        KERNEL_MESSAGE.validate(message)
+
+
+def test_the_schema_refuses_malformed_requests() -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        PANEL_MESSAGE.validate({"type": "edit", "request_id": "r", "context": "c", "name": "x"})
+    with pytest.raises(jsonschema.ValidationError):
+        PANEL_MESSAGE.validate({"type": "open", "protocol": "1"})
+
+
+def test_every_message_the_kernel_sends_matches_the_schema() -> None:
+    """Drive one channel through every message type; RecordingComm validates each."""
+    hub, comm = panel.PanelHub(Shell()), RecordingComm()
+    ctx = Context.start(name="schema")
+    try:
+        ctx.defvariable("temperature", "float", initial=0.7, constraints={"min": 0, "max": 2})
+        ctx.defvariable("vec", "embedding", initial=[0.5, 0.25], metadata={"unit": "x"})
+        hub.shell.user_ns["schema_ctx"] = ctx
+        hub.open_channel(comm)
+        (channel,) = hub.channels
+        cid = panel.context_id(ctx)
+        ctx.set("temperature", 1.25)
+        ctx.defvariable("style", "str", initial="terse")
+        assert sync(ctx)  # registered before it goes
+        ctx.delete("style")
+        ctx.record_run({"program": "qa", "latency_ms": float("nan"), "modules": [(1, 2)]})
+        assert sync(ctx)
+        comm.request(
+            {"type": "edit", "request_id": "r1", "context": cid, "name": "vec", "text": "[1, 2]"}
+        )
+        comm.request(
+            {"type": "edit", "request_id": "r2", "context": cid, "name": "temperature", "text": "9"}
+        )
+        comm.request(
+            {"type": "edit", "request_id": "r3", "context": "nope", "name": "x", "text": "1"}
+        )
+        comm.request({"type": "request_snapshot", "reason": "test"})
+        comm.handler({"content": {"data": {"type": "bogus"}}})
+        hub.shell.user_ns["alias"] = ctx
+        hub.post_run_cell()  # relabelled: a context message
+        del hub.shell.user_ns["alias"], hub.shell.user_ns["schema_ctx"]
+        hub.post_run_cell()  # no longer bound: context_removed
+        channel.close()
+    finally:
+        ctx.stop()
+    assert {m["type"] for m in comm.sent} == message_types("KernelMessage")
+    assert [m["seq"] for m in comm.sent] == list(range(1, len(comm.sent) + 1))
+    results = {m["request_id"]: m for m in comm.sent if m["type"] == "edit_result"}
+    assert results["r1"]["ok"] and results["r1"]["variable"]["value"] == [1.0, 2.0]
+    assert not results["r2"]["ok"] and results["r2"]["variable"]["value"] == 1.25
+    assert not results["r3"]["ok"] and results["r3"]["variable"] is None
