@@ -98,7 +98,7 @@ class Context(BridgedOperations):
         self._upgrade_lock = threading.Lock()
         self._on_stop: list[Callable[[], Any]] = []
         self.extensions: dict[str, Any] = {}  # upper layers attach their per-context objects here
-        self._extensions_lock = threading.Lock()
+        self._extensions_lock = threading.RLock()  # a factory may build another extension
         self.runs: collections.deque[Mapping[str, Any]] = collections.deque(maxlen=50)
         self._run_listeners: list[Callable[[Mapping[str, Any]], Any]] = []
         if backend == "bridged" or bridge is not None or session_id is not None:

@@ -314,5 +314,4 @@ def widgets_for(context: Context) -> VariablesWidget:
 
     Displaying the same container several times shows several synced views.
     """
-    traits_for(context)  # first: Context.extension's lock is not re-entrant
     return context.extension("jupyter.widgets", VariablesWidget, stale=lambda w: w.closed)
