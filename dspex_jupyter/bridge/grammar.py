@@ -7,7 +7,7 @@ valid JSON. So runs on the embedded model (:mod:`.local_lm`) use DSPy's
 exactly the signature the adapter formats: one property per output field, in
 the signature's order (so ChainOfThought's ``reasoning`` comes first), all
 required, nothing else; ``Literal`` outputs restricted to their values; free
-text capped in length so an answer always closes its JSON before
+text capped in length, so an answer always closes its JSON before
 ``max_tokens``. llama.cpp turns the schema into a grammar itself.
 
 Runs in the worker processes (it reads DSPy signatures); the adapter is
@@ -24,7 +24,14 @@ from typing import Any
 
 from ..errors import ProgramError
 
-__all__ = ["output_schema", "field_schema", "constrained_json_adapter", "TEXT_MAX", "REASONING_MAX"]
+__all__ = [
+    "output_schema",
+    "field_schema",
+    "text_schema",
+    "constrained_json_adapter",
+    "TEXT_MAX",
+    "REASONING_MAX",
+]
 
 #: Characters of free text an output may hold (reasoning gets more room).
 TEXT_MAX = 300
@@ -32,12 +39,22 @@ REASONING_MAX = 600
 _LIST_MAX = 8
 
 
+def text_schema(max_length: int = TEXT_MAX) -> dict[str, Any]:
+    """Free text: 1 to ``max_length`` characters.
+
+    The cap makes every answer close its JSON before ``max_tokens``. (No
+    ``pattern``: with one, llama.cpp 2026.10 silently decodes without the
+    schema at all, extra keys included; measured.)
+    """
+    return {"type": "string", "minLength": 1, "maxLength": max_length}
+
+
 def field_schema(annotation: Any, *, max_length: int = TEXT_MAX) -> dict[str, Any]:
     """The JSON schema of one output value of type ``annotation``."""
     if annotation is None or annotation is type(None):
         return {"type": "null"}
     if annotation is str or annotation is Any:
-        return {"type": "string", "maxLength": max_length}
+        return text_schema(max_length)
     if annotation is bool:
         return {"type": "boolean"}
     if annotation is int:

@@ -7,8 +7,11 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+import dspy
+import jsonschema
 import pytest
 
+from dspex_jupyter.bridge.grammar import output_schema
 from dspex_jupyter.bridge.local_lm import LocalLMHost
 
 from .conftest import LABELS
@@ -106,3 +109,25 @@ def test_bad_requests_get_an_error_and_the_endpoint_keeps_serving(host, body, co
     assert reply["error"]["message"]
     ok, _ = post(host, classify("a goal", temperature=0.0, max_tokens=32), host.token)
     assert ok == 200
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "question -> answer",
+        "question -> answer: int, sure: bool",
+        "text -> keywords: list[str], score: float",
+        "question -> reasoning, verdict: Literal['yes', 'no', 'unsure']",
+    ],
+)
+def test_llama_cpp_builds_the_grammar_of_a_signature_and_answers_within_it(host, signature):
+    schema = output_schema(dspy.ensure_signature(signature))
+    body = {
+        "messages": [{"role": "user", "content": "Answer in JSON: is water wet?"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "o", "schema": schema}},
+        "temperature": 0.0,
+        "max_tokens": 256,
+    }
+    code, reply = post(host, body, host.token)
+    assert code == 200, reply
+    jsonschema.validate(json.loads(reply["choices"][0]["message"]["content"]), schema)

@@ -13,6 +13,7 @@ from dspex_jupyter.bridge.grammar import (
     constrained_json_adapter,
     field_schema,
     output_schema,
+    text_schema,
 )
 from dspex_jupyter.errors import ProgramError
 
@@ -34,10 +35,15 @@ def test_chain_of_thought_puts_reasoning_first_and_caps_free_text():
     schema = output_schema(signature.predict.signature)
     assert list(schema["properties"]) == ["reasoning", "answer", "score", "tags"]
     assert schema["required"] == ["reasoning", "answer", "score", "tags"]
-    assert schema["properties"]["reasoning"] == {"type": "string", "maxLength": REASONING_MAX}
-    assert schema["properties"]["answer"] == {"type": "string", "maxLength": TEXT_MAX}
+    assert schema["properties"]["reasoning"] == text_schema(REASONING_MAX)
+    assert schema["properties"]["answer"] == text_schema(TEXT_MAX)
     assert schema["properties"]["score"] == {"type": "integer"}
-    assert schema["properties"]["tags"]["items"] == {"type": "string", "maxLength": TEXT_MAX}
+    assert schema["properties"]["tags"]["items"] == text_schema(TEXT_MAX)
+
+
+def test_free_text_is_one_to_max_characters():
+    assert text_schema(5) == {"type": "string", "minLength": 1, "maxLength": 5}
+    assert "pattern" not in text_schema()  # llama.cpp ignores the whole schema for a pattern
 
 
 @pytest.mark.parametrize(
