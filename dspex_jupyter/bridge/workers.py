@@ -42,6 +42,7 @@ from typing import Any
 
 from .. import errors as _errors
 from ..errors import BridgeUnavailable, ModuleExecutionError
+from .local_lm import LocalLMHost
 
 __all__ = ["WorkerPool", "worker_main"]
 
@@ -50,7 +51,7 @@ log = logging.getLogger("dspex_jupyter.bridge.workers")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _ERROR_TYPES = {  # the error types a worker reply may name, most specific first
     name: getattr(_errors, name)
-    for name in ("ProgramError", "ValidationError", "ModuleExecutionError")
+    for name in ("ProgramError", "ValidationError", "LocalLMUnavailable", "ModuleExecutionError")
 }
 _MAX_EARLY_DEATHS = 3  # workers dying before they are ready, in a row, before the pool gives up
 
@@ -206,6 +207,8 @@ class WorkerPool:
         self._early_deaths = 0
         self._broken: str | None = None
         self.restarts = 0
+        #: The embedded LM for runs with no LM configured: loaded on first use, stopped in close().
+        self.local_lm = LocalLMHost()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -239,6 +242,7 @@ class WorkerPool:
             workers, self._workers = self._workers, []
         for worker in workers:
             worker.stop()
+        self.local_lm.stop()
 
     def __enter__(self) -> WorkerPool:
         return self.start()
