@@ -470,14 +470,20 @@ class Context:
         inputs: Mapping[str, Any],
         bindings: Mapping[str, str],
         lm_config: Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> dict[str, Any]:
         """Run one bridged module through the active backend (``Program.run`` calls this).
 
-        ``lm_config`` defaults to this context's LM configuration. Only the
+        ``lm_config`` defaults to this context's LM configuration. ``options``
+        (``overrides``, ``timeout_s``) go to the backend as given. Only the
         bridged backend implements it; see ``dspex_jupyter.bridge.execution``.
         """
         return self._provider.execute_module(
-            module_spec, inputs, bindings, self.lm_config if lm_config is None else lm_config
+            module_spec,
+            inputs,
+            bindings,
+            self.lm_config if lm_config is None else lm_config,
+            **options,
         )
 
     # ------------------------------------------------------------------ runs

@@ -899,6 +899,10 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
                     record = session.table.get(name)
                 return to_json_value(record.value), record.version
 
+            def check(name: str, value: Any) -> Any:  # validate an override, write nothing
+                with session.lock:
+                    return to_json_value(session.table.prepare_set(name, value).value)
+
             result = execute_module_request(
                 self._worker_pool(),
                 spec,
@@ -907,6 +911,8 @@ class BridgeServicer(pb_grpc.DSPexBridgeServicer):
                 lm_config,
                 lookup,
                 timeout=request.timeout_s or 300.0,
+                overrides=C.loads_map(request.overrides_json, "overrides") or {},
+                check_override=check,
             )
             return pb.ExecuteModuleResponse(result_json=C.dumps(result))
 

@@ -184,9 +184,13 @@ class StateProvider(ABC):
         inputs: Mapping[str, Any],
         bindings: Mapping[str, str],
         lm_config: Mapping[str, Any],
+        *,
+        timeout_s: float = 300.0,
+        overrides: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Run a bridged module (``Module.to_dict()``) out of process; see
         ``dspex_jupyter.bridge.execution`` for the JSON shapes in and out.
         ``bindings`` maps module parameters to variable names, resolved against
-        the session when the module starts."""
+        the session when the module starts. ``overrides`` (variable -> value) are
+        used by this call only and never written."""
         raise NotSupportedByBackend("execute_module", self.name)
