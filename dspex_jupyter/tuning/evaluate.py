@@ -258,13 +258,16 @@ class _Run:
         except KeyboardInterrupt:
             stopped = "interrupted"
         finally:
-            for future, example in live.items():
+            for future in live:
                 future.cancel()
-                if example.index not in self.rows:
-                    self.rows[example.index] = self._placeholder(
-                        example, "cancelled", f"cancelled ({stopped or 'stopped'})"
-                    )
             pool.shutdown(wait=False, cancel_futures=True)
+            # Every example that started is a row, including one whose future the
+            # interrupt caught between ``submit`` and ``live[...] =``.
+            for index in list(self.started):
+                if index not in self.rows:
+                    self.rows[index] = self._placeholder(
+                        data[index], "cancelled", f"cancelled ({stopped or 'stopped'})"
+                    )
             bar.close()
         return Evaluation(
             self.p.spec.name,
