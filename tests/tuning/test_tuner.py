@@ -158,3 +158,25 @@ def test_two_processes_share_one_sqlite_study(tmp_path):
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(8))  # trials from both, each counted once
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def test_trait_observers_see_every_trial_value(ctx):
+    import dspex_jupyter  # noqa: F401  (plugs ctx.traits)
+
+    ctx.defvariable("temperature", "float", initial=0.7, constraints={"min": 0.0, "max": 1.0})
+    seen = []
+    ctx.traits.observe(lambda change: seen.append(change["new"]), names="temperature")
+    result = Tuner(
+        SPEC,
+        scripted.DEVSET,
+        "exact_match",
+        context=ctx,
+        space={"temperature": [0.9, 0.1, 0.5]},
+        sampler="grid",
+        seed=2,
+        display_progress=False,
+    ).run()
+    order = [t.params["temperature"] for t in result.study.trials]
+    # then the best (0.1); traitlets reports no change when it is already the value
+    expected = order + ([0.1] if order[-1] != 0.1 else [])
+    assert wait_until(lambda: seen == expected), (seen, order)
