@@ -65,3 +65,28 @@ def test_lock_trial_values_history_and_release(server):
     finally:
         other.stop()
         ctx.stop()
+
+
+def test_tuning_an_instruction_choice_through_the_lm(server, lm):
+    from .test_evaluate_bridged import SPEC as LM_SPEC
+
+    ctx = Context.start(bridge=server.address, token=server.token, lm=lm.lm_config())
+    try:
+        result = Tuner(
+            LM_SPEC,
+            scripted.DEVSET[:4],
+            "exact_match",
+            context=ctx,
+            space={"instructions": [scripted.VAGUE, scripted.PRECISE]},
+            sampler="grid",
+            num_threads=4,
+            display_progress=False,
+        ).run()
+        assert result.best_params == {"instructions": scripted.PRECISE}
+        assert result.best_score == 1.0
+        assert ctx.get("instructions") == scripted.PRECISE
+        assert ctx.get("temperature") == 0.7  # not in the space: untouched
+        assert ctx.locks() == {}
+        assert len(lm.requests) == 8  # 2 trials x 4 examples
+    finally:
+        ctx.stop()
