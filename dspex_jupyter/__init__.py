@@ -15,11 +15,33 @@ from . import errors
 from .api import Variables
 from .context import Context, default_context
 from .running import Program
+from .tuning import Evaluation, load_dataset
 from .variables.record import Variable, WatchEvent
 
 __version__ = "0.1.0"
 
-__all__ = ["Context", "Variables", "Program", "Variable", "WatchEvent", "default_context", "errors"]
+__all__ = [
+    "Context",
+    "Variables",
+    "Program",
+    "Variable",
+    "WatchEvent",
+    "default_context",
+    "errors",
+    "load_dataset",
+    "Evaluation",
+    "Tuner",
+    "TuningResult",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """``Tuner``/``TuningResult`` load on first use (their module may import Optuna)."""
+    if name in ("Tuner", "TuningResult"):
+        from .tuning import tuner
+
+        return getattr(tuner, name)
+    raise AttributeError(f"module 'dspex_jupyter' has no attribute {name!r}")
 
 
 def _traits(context: Context) -> Any:

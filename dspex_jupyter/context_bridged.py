@@ -160,11 +160,13 @@ class BridgedOperations:
         lm_config: Mapping[str, Any] | None = None,
         *,
         timeout_s: float = 300.0,
+        overrides: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Run one bridged module through the active backend (``Program.run`` calls this).
 
-        ``lm_config`` defaults to this context's LM configuration. Only the
-        bridged backend implements it; see ``dspex_jupyter.bridge.execution``.
+        ``lm_config`` defaults to this context's LM configuration; ``overrides``
+        (variable -> value) are used by this call only and never written. Only
+        the bridged backend implements it; see ``dspex_jupyter.bridge.execution``.
         """
         return self._provider.execute_module(
             module_spec,
@@ -172,4 +174,5 @@ class BridgedOperations:
             bindings,
             self.lm_config if lm_config is None else lm_config,
             timeout_s=timeout_s,
+            overrides=overrides,
         )

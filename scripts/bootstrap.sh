@@ -12,6 +12,9 @@ PYTHON="${PYTHON:-python3}"
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)  # builds the JupyterLab extension
+# a real PostgreSQL for the shared-study test (Debian keeps initdb/pg_ctl off PATH)
+command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null ||
+  need_apt+=(postgresql)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "bootstrap: installing ${need_apt[*]} with apt-get"

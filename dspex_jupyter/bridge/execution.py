@@ -104,17 +104,29 @@ def check_module_spec(module_spec: Any) -> Any:
 
 
 def resolve_bindings(
-    bindings: Mapping[str, str], lookup: Callable[[str], tuple[Any, int]]
+    bindings: Mapping[str, str],
+    lookup: Callable[[str], tuple[Any, int]],
+    overrides: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """``({param: value}, {variable: {"param", "version", "value"}})`` read now from ``lookup``."""
+    """``({param: value}, {variable: {"param", "version", "value"}})`` read now from ``lookup``.
+
+    A variable in ``overrides`` (already validated) gives its override instead
+    of the session's value, marked ``"override": True``; the version is still
+    the one the session holds, so a trace says what the run saw and replaced.
+    """
     if not isinstance(bindings, Mapping):
         raise ProgramError(f"bindings must map parameters to variable names, got {bindings!r}")
+    overrides = overrides or {}
     bound: dict[str, Any] = {}
     used: dict[str, dict[str, Any]] = {}
     for param, variable in bindings.items():
         value, version = lookup(variable)
+        if variable in overrides:
+            value = overrides[variable]
         bound[param] = value
         used[variable] = {"param": param, "version": version, "value": json_safe(value)}
+        if variable in overrides:
+            used[variable]["override"] = True
     return bound, used
 
 
@@ -372,19 +384,31 @@ def execute_module_request(
     lookup: Callable[[str], tuple[Any, int]],
     *,
     timeout: float = 300.0,
+    overrides: Mapping[str, Any] | None = None,
+    check_override: Callable[[str, Any], Any] | None = None,
 ) -> dict[str, Any]:
     """The server side of one ``ExecuteModule`` call: check, resolve bindings, run in the pool.
 
     Bindings are resolved here, when the module starts, against the session
     (``lookup``), and the versions read are returned under ``"variables"``.
+    ``overrides`` (variable -> value, this call only) are validated first by
+    ``check_override(name, value) -> clean value`` (the session's type and
+    constraints; it raises ``ValidationError``/``VariableNotFound``) and never
+    written anywhere.
     """
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ValidationError(f"overrides must be a mapping, got {overrides!r}")
+    clean = {
+        name: check_override(name, value) if check_override else value
+        for name, value in (overrides or {}).items()
+    }
     module = check_module_spec(module_spec)
     if dict(module.bindings) != dict(bindings or {}):
         # The spec carries its bindings too; the explicit ones must agree.
         raise ProgramError(
             f"bindings {dict(bindings or {})} differ from the module's own {module.bindings}"
         )
-    bound, used = resolve_bindings(bindings or {}, lookup)
+    bound, used = resolve_bindings(bindings or {}, lookup, clean)
     lm_config, loaded = _default_lm(pool, lm_config, bound)
     result = pool.execute(module_spec, inputs, bound, lm_config, timeout=timeout)
     result["variables"] = used

@@ -274,8 +274,12 @@ class BridgedState(WatchedCache, ProductionCalls, StateProvider):
         lm_config: Mapping[str, Any],
         *,
         timeout_s: float = 300.0,
+        overrides: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Run a bridged module in the server's workers (see ``bridge.execution``).
+
+        ``overrides`` (variable -> value) replace the session's values for this
+        call only; the server validates them and never writes them.
 
         The LM configuration (API key included) travels with this call only; the
         server never stores it.
@@ -294,6 +298,7 @@ class BridgedState(WatchedCache, ProductionCalls, StateProvider):
             bindings=dict(bindings),
             lm_config_json=_map_json(c, lm_config, "lm config"),
             timeout_s=float(timeout_s),
+            overrides_json=_map_json(c, overrides, "overrides") if overrides else "",
         )
         reply = self.client.call("ExecuteModule", request, timeout=timeout_s + 30)
         return c.loads(reply.result_json, "module result")

@@ -24,7 +24,7 @@ _runner: Any = None
 
 
 def use_runner(runner: Any) -> None:
-    """Install the object whose ``run(spec, inputs, context=..., **options)`` runs specs."""
+    """Install the object whose ``run``/``evaluate``/``tune`` run, score and tune specs."""
     global _runner
     _runner = runner
 
@@ -185,6 +185,14 @@ class ProgramSpec:
     def run(self, inputs: Mapping[str, Any], context: Any = None, **options: Any) -> Any:
         """Run this program: ``Program.run(self, ...)`` (see :mod:`dspex_jupyter.running`)."""
         return _running().run(self, inputs, context=context, **options)
+
+    def evaluate(self, devset: Any, metric: Any, **options: Any) -> Any:
+        """Score this program: ``Program.evaluate(self, devset, metric, ...)``."""
+        return _running().evaluate(self, devset, metric, **options)
+
+    def tune(self, devset: Any, metric: Any, **options: Any) -> Any:
+        """Tune this program's variables: ``Program.tune(self, devset, metric, ...)``."""
+        return _running().tune(self, devset, metric, **options)
 
     # ------------------------------------------------------------------ serialization
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..program import ProgramDefinition, ProgramSpec
+from ..tuning.evaluate import evaluate_program
 from .result import RunResult
 from .runner import run_program
 
@@ -35,6 +36,42 @@ class Program:
         :func:`dspex_jupyter.running.runner.run_program`.
         """
         return run_program(spec, inputs, context=context, **options)
+
+    @staticmethod
+    def evaluate(
+        spec: Any,
+        devset: Any,
+        metric: Any,
+        *,
+        context: Any = None,
+        num_threads: int | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        display_progress: bool = True,
+        max_errors: int | None = None,
+        timeout_s: float | None = None,
+    ) -> Any:
+        """Score ``spec`` on ``devset`` with ``metric``; an ``Evaluation``.
+
+        See :func:`dspex_jupyter.tuning.evaluate.evaluate_program`.
+        """
+        return evaluate_program(
+            spec,
+            devset,
+            metric,
+            context=context,
+            num_threads=num_threads,
+            overrides=overrides,
+            display_progress=display_progress,
+            max_errors=max_errors,
+            timeout_s=timeout_s,
+        )
+
+    @staticmethod
+    def tune(spec: Any, devset: Any, metric: Any, **options: Any) -> Any:
+        """``Tuner(spec, devset, metric, **options).run()``: a ``TuningResult``."""
+        from ..tuning.tuner import Tuner
+
+        return Tuner(spec, devset, metric, **options).run()
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> ProgramSpec:

@@ -18,12 +18,14 @@ from ..errors import DSPexError, ModuleExecutionError, ProgramError, VariableExi
 from ..program import ProgramSpec
 from ..program.bridged import LM_PARAMS
 from ..program.module import Module, check_json, json_safe
+from .overrides import check_overrides, json_overrides
 from .result import RunResult, TraceEntry
 
-__all__ = ["run_program"]
+__all__ = ["run_program", "check_run", "setup_run", "execute_run", "resolve_spec"]
 
 
-def _resolve_spec(spec: Any) -> Any:
+def resolve_spec(spec: Any) -> Any:
+    """A ``ProgramSpec`` from a spec, a ``Program.Definition`` (class or instance); else ``ProgramError``."""
     if isinstance(spec, ProgramSpec):
         return spec
     if isinstance(spec, type) and callable(getattr(spec, "build", None)):
@@ -75,21 +77,24 @@ def _check_before_run(spec: Any, inputs: dict[str, Any], ctx: Any) -> None:
             )
 
 
-def _bound_values(module: Module, ctx: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def _bound_values(
+    module: Module, ctx: Any, overrides: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     params, used = {}, {}
     for param, variable in module.bindings.items():
         record = ctx.variable(variable)
-        params[param] = record.value
-        used[variable] = {
-            "param": param,
-            "version": record.version,
-            "value": json_safe(record.value),
-        }
+        value = overrides[variable] if variable in overrides else record.value
+        params[param] = value
+        used[variable] = {"param": param, "version": record.version, "value": json_safe(value)}
+        if variable in overrides:
+            used[variable]["override"] = True
     return params, used
 
 
-def _run_native(module: Any, values: dict[str, Any], ctx: Any) -> dict[str, Any]:
-    params, used = _bound_values(module, ctx)
+def _run_native(
+    module: Any, values: dict[str, Any], ctx: Any, overrides: Mapping[str, Any], timeout_s: Any
+) -> dict[str, Any]:
+    params, used = _bound_values(module, ctx, overrides)
     names = module.input_fields() + [n for n in module.optional_input_fields() if n in values]
     missing = [n for n in module.input_fields() if n not in values]
     if missing:
@@ -115,7 +120,13 @@ def _run_native(module: Any, values: dict[str, Any], ctx: Any) -> dict[str, Any]
     }
 
 
-def _run_bridged(module: Any, values: dict[str, Any], ctx: Any) -> dict[str, Any]:
+def _run_bridged(
+    module: Any,
+    values: dict[str, Any],
+    ctx: Any,
+    overrides: Mapping[str, Any],
+    timeout_s: float | None,
+) -> dict[str, Any]:
     names = module.input_fields()
     missing = [n for n in names if n not in values]
     if missing:
@@ -131,7 +142,13 @@ def _run_bridged(module: Any, values: dict[str, Any], ctx: Any) -> dict[str, Any
     elif isinstance(values.get("llm_model"), str) and values["llm_model"]:
         lm_config["model"] = values["llm_model"]  # published upstream, e.g. by QueryClassifier
         model_source = "upstream"
-    response = ctx.execute_module(module.to_dict(), inputs, module.bindings, lm_config)
+    options: dict[str, Any] = {}  # only what is set: a backend may predate these options
+    mine = {v: overrides[v] for v in module.bindings.values() if v in overrides}
+    if mine:
+        options["overrides"] = json_overrides(mine)
+    if timeout_s is not None:
+        options["timeout_s"] = float(timeout_s)
+    response = ctx.execute_module(module.to_dict(), inputs, module.bindings, lm_config, **options)
     if not isinstance(response, Mapping) or not isinstance(response.get("outputs"), Mapping):
         raise ModuleExecutionError(f"the bridge returned a malformed result for {module.name}")
     lm = dict(response.get("lm") or {})
@@ -146,27 +163,77 @@ def _run_bridged(module: Any, values: dict[str, Any], ctx: Any) -> dict[str, Any
     }
 
 
+def check_run(spec: Any, input_names: Any, ctx: Any, overrides: Any = None) -> dict[str, Any]:
+    """Every check that can fail before anything changes; returns the validated overrides."""
+    clean = check_overrides(spec, overrides, ctx)
+    _check_before_run(spec, dict.fromkeys(input_names, ""), ctx)
+    return clean
+
+
+def setup_run(spec: Any, ctx: Any) -> None:
+    """Bridge the context if a module needs it, and register missing declared variables."""
+    if spec.needs_bridge:
+        ctx.ensure_bridged()  # first: if the bridge is unavailable, nothing has changed
+    for decl in spec.variables:  # existing values are kept (ctx.defvariable semantics)
+        ctx.defvariable(
+            decl.name,
+            decl.type,
+            initial=decl.initial,
+            constraints=dict(decl.constraints) or None,
+            metadata=dict(decl.metadata) or None,
+        )
+
+
 def run_program(
-    spec: Any, inputs: Mapping[str, Any], context: Any = None, *, name: str | None = None
+    spec: Any,
+    inputs: Mapping[str, Any],
+    context: Any = None,
+    *,
+    name: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run ``spec`` on ``inputs`` in ``context`` (default: :func:`dspex_jupyter.default_context`).
 
-    Before anything changes, the inputs, the data flow, the bindings and the
-    declared variables are checked (a failure raises ``ProgramError`` /
-    ``VariableExists`` and changes nothing). Then the context is bridged if a
+    Before anything changes, the inputs, the data flow, the bindings, the
+    declared variables and the ``overrides`` are checked (a failure raises
+    ``ProgramError`` / ``VariableExists`` / ``VariableNotFound`` /
+    ``ValidationError`` and changes nothing). Then the context is bridged if a
     module needs it (``BridgeUnavailable`` leaves it local and unchanged),
     declared variables missing from the context are registered (existing
-    values are kept), and the modules run in order. Each run,
-    successful or not, is recorded with ``context.record_run(summary)``.
+    values are kept), and the modules run in order. ``overrides`` (variable
+    name -> value) are used by this run only, in place of the variables'
+    values, and never written (see :mod:`dspex_jupyter.running.overrides`).
+    Each run, successful or not, is recorded with ``context.record_run(summary)``.
     A failing module raises ``ModuleExecutionError`` (or the typed error it
     raised); the exception's ``result`` attribute holds the partial run.
     """
-    spec = _resolve_spec(spec)
+    spec = resolve_spec(spec)
     if not isinstance(inputs, Mapping) or not all(isinstance(k, str) for k in inputs):
         raise ProgramError(f"inputs must be a mapping of field names to values, got {inputs!r}")
     inputs = dict(inputs)
     ctx = default_context() if context is None else context
+    clean = check_overrides(spec, overrides, ctx)
     _check_before_run(spec, inputs, ctx)
+    return execute_run(spec, inputs, ctx, overrides=clean, name=name)
+
+
+def execute_run(
+    spec: Any,
+    inputs: dict[str, Any],
+    ctx: Any,
+    *,
+    overrides: Mapping[str, Any],
+    name: str | None = None,
+    setup: bool = True,
+    record: bool = True,
+    timeout_s: float | None = None,
+) -> RunResult:
+    """Run an already-checked ``spec`` (see :func:`check_run`); :func:`run_program`'s body.
+
+    ``setup=False`` skips :func:`setup_run` and ``record=False`` skips
+    ``ctx.record_run``: an evaluation sets up once and records its own summary
+    rather than one run per example. ``timeout_s`` bounds each bridged call.
+    """
     run_id, started = uuid.uuid4().hex, time.time()
     begin = time.perf_counter()
     values: dict[str, Any] = dict(inputs)
@@ -174,21 +241,13 @@ def run_program(
     trace: list[TraceEntry] = []
     error: BaseException | None = None
     try:
-        if spec.needs_bridge:
-            ctx.ensure_bridged()  # first: if the bridge is unavailable, nothing has changed
-        for decl in spec.variables:  # existing values are kept (ctx.defvariable semantics)
-            ctx.defvariable(
-                decl.name,
-                decl.type,
-                initial=decl.initial,
-                constraints=dict(decl.constraints) or None,
-                metadata=dict(decl.metadata) or None,
-            )
+        if setup:
+            setup_run(spec, ctx)
         for index, module in enumerate(spec.modules):
             t0 = time.perf_counter()
             try:
                 step = (_run_native if module.kind == "native" else _run_bridged)(
-                    module, values, ctx
+                    module, values, ctx, overrides, timeout_s
                 )
             except BaseException as exc:
                 trace.append(
@@ -239,7 +298,8 @@ def run_program(
         None if error is None else f"{type(error).__name__}: {error}",
         values,
     )
-    ctx.record_run(result.to_dict())
+    if record:
+        ctx.record_run(result.to_dict())
     if error is not None:
         if isinstance(error, DSPexError):
             error.result = result  # type: ignore[attr-defined]

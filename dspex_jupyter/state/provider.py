@@ -186,9 +186,11 @@ class StateProvider(ABC):
         lm_config: Mapping[str, Any],
         *,
         timeout_s: float = 300.0,
+        overrides: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Run a bridged module (``Module.to_dict()``) out of process; see
         ``dspex_jupyter.bridge.execution`` for the JSON shapes in and out.
         ``bindings`` maps module parameters to variable names, resolved against
-        the session when the module starts; the run gets ``timeout_s`` seconds."""
+        the session when the module starts; the run gets ``timeout_s`` seconds.
+        ``overrides`` (variable -> value) are used by this call only and never written."""
         raise NotSupportedByBackend("execute_module", self.name)

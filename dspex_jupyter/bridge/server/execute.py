@@ -56,6 +56,10 @@ class ExecuteMixin(ServicerCore):
                 record = session.table.get(name)
             return to_json_value(record.value), record.version
 
+        def check(name: str, value: Any) -> Any:  # validate an override, write nothing
+            with session.lock:
+                return to_json_value(session.table.prepare_set(name, value).value)
+
         result = execute_module_request(
             self._worker_pool(),
             spec,
@@ -64,5 +68,7 @@ class ExecuteMixin(ServicerCore):
             lm_config,
             lookup,
             timeout=request.timeout_s or 300.0,
+            overrides=C.loads_map(request.overrides_json, "overrides") or {},
+            check_override=check,
         )
         return pb.ExecuteModuleResponse(result_json=C.dumps(result))
