@@ -145,13 +145,12 @@ class VariablesWidget(w.VBox):
     def _add(self, record: Variable) -> None:
         control = control_for_variable(record)
         control.observe(lambda change, name=record.name: self._on_edit(name, change), "value")
-        self.controls[record.name] = control
-        self.versions[record.name] = w.HTML(value=self._version_html(record))
-        self.lock_labels[record.name] = w.HTML(value="")
+        version, lock_label = w.HTML(value=self._version_html(record)), w.HTML(value="")
+        self.versions[record.name] = version
+        self.lock_labels[record.name] = lock_label
         self._types[record.name] = record.type
-        self._rows[record.name] = w.HBox(
-            [control, self.versions[record.name], self.lock_labels[record.name]]
-        )
+        self._rows[record.name] = w.HBox([control, version, lock_label])
+        self.controls[record.name] = control  # last: a row is whole once its control shows
 
     def _remove(self, name: str) -> None:
         for table in (self.controls, self.versions, self.lock_labels, self._types, self._locked):
