@@ -110,6 +110,11 @@ class RunResultView:
         usage = getattr(self.result, "usage", None)
         if usage:
             parts.append("LM usage " + ", ".join(f"{k}={v}" for k, v in dict(usage).items()))
+        local = getattr(self.result, "local_lm", None)
+        if local:  # only the run that loaded the embedded model has it
+            load = local.get("load_s")
+            took = f" in {float(load):.2f} s" if isinstance(load, (int, float)) else ""
+            parts.append(f"loaded the embedded model {local.get('file')}{took}")
         error = getattr(self.result, "error", None)
         if error:
             parts.append(f"error: {error}")

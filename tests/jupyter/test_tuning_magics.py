@@ -235,3 +235,56 @@ def test_eval_and_tune_a_bridged_program_on_the_test_lm(shell, bridged, lm_serve
     finally:
         for name in ("bridged", "qa", "devset"):
             shell.user_ns.pop(name, None)
+
+
+# ---------------------------------------------------------------------- the embedded model
+
+
+@pytest.fixture
+def embedded_bridge(monkeypatch):
+    """A bridge server with no LM configured anywhere: runs go to the embedded model."""
+    import secrets
+
+    from dspex_jupyter.bridge.server import BridgeServer
+    from dspex_jupyter.bridge.store import open_store
+
+    for name in ("DSPEX_LM_MODEL", "DSPEX_LM_API_BASE", "DSPEX_LM_API_KEY", "DSPEX_LOCAL_LM_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    token = secrets.token_urlsafe(16)
+    server = BridgeServer("127.0.0.1:0", token, open_store("memory", 1000), workers=1).start()
+    yield server, token
+    server.stop(grace=0.5)
+
+
+def test_the_run_that_loads_the_embedded_model_reports_it_once(shell, embedded_bridge):
+    server, token = embedded_bridge
+    short = {"max_tokens": 64}  # a sampling knob only: still no LM configured
+    ctx = Context.start(bridge=server.address, token=token, lm=short)
+    other = Context.start(bridge=server.address, token=token)
+    program = Program.new("fact").chain([Predict("question -> answer")])
+    try:
+        assert ctx.lm_info()["loaded"] is False
+        first = Program.run(program, {"question": "What is the capital of France?"}, context=ctx)
+        local = first.local_lm
+        assert local is not None and local["file"].endswith(".gguf")
+        assert local["load_s"] > 0 and local["n_parallel"] >= 1
+        assert first.trace[0].local_lm == local and first.to_dict()["local_lm"] == local
+        assert ctx.runs[-1]["local_lm"] == local
+        second = Program.run(program, {"question": "What is the capital of France?"}, context=ctx)
+        assert second.local_lm is None and "local_lm" not in second.to_dict()
+        for context in (ctx, other):  # the server's model, whichever context asks
+            info = context.lm_info()
+            assert info["kind"] == "local" and info["loaded"] is True
+            assert info["load_s"] == local["load_s"] and info["file"] == local["file"]
+        shell.user_ns["emb"] = other
+        run(shell, "%dspex context use emb")
+        text = repr(run(shell, "%dspex lm"))
+        assert f"embedded model {local['file']}, loaded in {local['load_s']:.2f} s" in text
+        from dspex_jupyter.jupyter.display import RunResultView
+
+        assert "loaded the embedded model" in repr(RunResultView(first, "fact"))
+        assert "loaded the embedded model" not in repr(RunResultView(second, "fact"))
+    finally:
+        ctx.stop()
+        other.stop()
+        shell.user_ns.pop("emb", None)
