@@ -49,6 +49,7 @@ class LiveView:
             self.chart, self.points, self.best_line = _figure(title)
             self.table = ipywidgets.HTML("")
             display(ipywidgets.VBox([self.chart, self.table]))
+            self._quiet_optuna()
 
     def trial(self, number: int, params: dict[str, Any], score: float | None, best: Any) -> None:
         """One finished trial: its number, values and score, and the study's best so far."""
@@ -81,8 +82,21 @@ class LiveView:
             self.best_line.x = [n for n, _ in best]
             self.best_line.y = [b for _, b in best]
 
+    def _quiet_optuna(self) -> None:
+        """The chart and the table say what Optuna's per-trial INFO lines would (on stderr)."""
+        import optuna
+
+        self._verbosity: int | None = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(max(self._verbosity, optuna.logging.WARNING))
+
     def close(self) -> None:
         self.bar.close()
+        verbosity = getattr(self, "_verbosity", None)
+        if verbosity is not None:
+            import optuna
+
+            optuna.logging.set_verbosity(verbosity)
+            self._verbosity = None
 
 
 def _figure(title: str) -> tuple[Any, Any, Any]:

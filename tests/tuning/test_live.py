@@ -8,6 +8,7 @@ moves the best-so-far line before the next trial starts.
 from __future__ import annotations
 
 import numpy as np
+import optuna
 
 from dspex_jupyter import Tuner
 from dspex_jupyter.tuning import live
@@ -31,8 +32,12 @@ def test_the_chart_follows_the_trials_as_they_finish(ctx, monkeypatch):
     ctx.defvariable("temperature", "float", initial=0.7, constraints={"min": 0.0, "max": 1.0})
     dots_seen: list[int] = []
 
+    quiet: list[int] = []
+    verbosity = optuna.logging.get_verbosity()
+
     def metric(example, outputs):  # runs in the kernel, during a trial
         dots_seen.append(len(tuner.view.points.x))
+        quiet.append(optuna.logging.get_verbosity())
         return example["capital"] == outputs["capital"]
 
     tuner = Tuner(
@@ -60,6 +65,9 @@ def test_the_chart_follows_the_trials_as_they_finish(ctx, monkeypatch):
     assert view.chart.title == tuner.study_name
     assert view.table.value.count("<tr>") == 4  # a header and one row per trial
     assert view.bar.n == 3
+    # Optuna's per-trial INFO lines are silenced while the chart shows the trials
+    assert optuna.logging.get_verbosity() == verbosity
+    assert len(quiet) == 3 * n and min(quiet) >= optuna.logging.WARNING
 
 
 def test_a_trial_without_a_score_has_no_dot_and_the_axis_follows_big_scores():
