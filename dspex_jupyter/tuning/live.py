@@ -16,9 +16,14 @@ from __future__ import annotations
 import html
 from typing import Any
 
-__all__ = ["LiveView"]
+__all__ = ["LiveView", "short_value"]
 
 _TABLE_ROWS = 20  # the trials table shows the latest trials; the study has them all
+
+
+def short_value(value: Any) -> Any:
+    """A float as 4 significant digits (a sampled 0.21608949558037638 reads 0.2161)."""
+    return f"{value:.4g}" if isinstance(value, float) else value
 
 
 class LiveView:
@@ -60,8 +65,9 @@ class LiveView:
         if best is not None:
             self.bar.set_postfix(best=f"{best:.3f}", trial=number)
         shown = "" if score is None else f"{score:.3f}"
+        values = ", ".join(f"{k}={short_value(v)!s}" for k, v in params.items())
         self.rows.append(
-            f"<tr><td>{number}</td><td>{html.escape(repr(params))}</td><td>{shown}</td></tr>"
+            f"<tr><td>{number}</td><td>{html.escape(values)}</td><td>{shown}</td></tr>"
         )
         if self.chart is not None:
             self._draw()
@@ -131,7 +137,7 @@ def _figure(title: str) -> tuple[Any, Any, Any]:
         marks=[best, points],
         axes=axes,
         title=title,
-        legend_location="bottom-right",
+        legend_location="top-left",
         fig_margin={"top": 40, "bottom": 40, "left": 50, "right": 20},
         layout=ipywidgets.Layout(width="560px", height="280px"),
     )

@@ -26,7 +26,7 @@ from ..errors import ValidationError
 from ..running.runner import resolve_spec
 from .evaluate import PreparedEvaluation, prepare_evaluation
 from .evaluation import Evaluation
-from .live import LiveView
+from .live import LiveView, short_value
 from .space import build_space, grid_values
 
 __all__ = ["Tuner", "TuningResult"]
@@ -68,9 +68,10 @@ def _trials_html(result: TuningResult, limit: int = 100) -> str:
     best = result.best_evaluation
     score = "-" if result.best_score is None else f"{result.best_score:.3f}"
     state = " &middot; interrupted" if result.interrupted else ""
+    params = ", ".join(f"{k}={short_value(v)}" for k, v in result.best_params.items())
     head = (
         f"<div><b>{esc(result.study.study_name)}</b> &middot; best {score} with "
-        f"<code>{esc(repr(result.best_params))}</code> &middot; {len(trials)} trials{state}"
+        f"<code>{esc(params)}</code> &middot; {len(trials)} trials{state}"
         f"{' &middot; ' + esc(best.summary()) if best is not None else ''}</div>"
     )
     names = sorted({name for t in trials for name in t.params})
@@ -84,7 +85,7 @@ def _trials_html(result: TuningResult, limit: int = 100) -> str:
     for trial in trials[-limit:]:
         values = [
             trial.number,
-            *(trial.params.get(n, "") for n in names),
+            *(short_value(trial.params.get(n, "")) for n in names),
             "" if trial.value is None else f"{trial.value:.3f}",
             trial.state.name.lower(),
             trial.user_attrs.get("errors", ""),
@@ -178,15 +179,20 @@ class Tuner:
         prepared = prepare_evaluation(self.spec, self.devset, self.metric, ctx)
         names = list(self.space)
         original = {n: ctx.variable(n).value for n in names}
-        study = optuna.create_study(
-            storage=self.storage,
-            sampler=self.sampler,
-            study_name=self.study_name,
-            direction=self.direction,  # type: ignore[arg-type]
-            load_if_exists=True,
-        )
-        lease, renewer = self._lock(names)
+        # the view first: in a notebook it replaces Optuna's INFO lines, from the study's creation
         view = self.view = LiveView(self.n_trials, self.study_name, self.display_progress)
+        try:
+            study = optuna.create_study(
+                storage=self.storage,
+                sampler=self.sampler,
+                study_name=self.study_name,
+                direction=self.direction,  # type: ignore[arg-type]
+                load_if_exists=True,
+            )
+            lease, renewer = self._lock(names)
+        except BaseException:
+            view.close()
+            raise
         evaluations: dict[int, Evaluation] = {}
         interrupted = False
         try:
