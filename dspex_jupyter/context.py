@@ -385,6 +385,22 @@ class Context(BridgedOperations):
         if listener in self._run_listeners:
             self._run_listeners.remove(listener)
 
+    def lm_info(self) -> dict[str, Any]:
+        """Which LM this context's bridged modules run on: the configured provider, or the
+        embedded model (file, whether it is loaded, load time, slots); never an API key.
+
+        See :mod:`dspex_jupyter.context_lm`; ``%dspex lm`` shows it.
+        """
+        from .context_lm import describe_lm
+
+        return describe_lm(self.lm_config, None if self.closed else self.address)
+
+    def note_local_lm(self, info: Mapping[str, Any]) -> None:
+        """The Program layer reports here what the run that loaded the embedded model said."""
+        from .context_lm import note_local_lm
+
+        note_local_lm(None if self.closed else self.address, info)
+
     # ------------------------------------------------------------------ plugged in from above
 
     @property

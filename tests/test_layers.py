@@ -23,6 +23,7 @@ FLOORS = {
     "dspex_jupyter.bridge": 4,
     "dspex_jupyter.context": 5,
     "dspex_jupyter.context_bridged": 5,
+    "dspex_jupyter.context_lm": 5,
     "dspex_jupyter.api": 5,
     "dspex_jupyter.running": 6,
     "dspex_jupyter.tuning": 6,

@@ -17,7 +17,7 @@ from ..variables.record import Variable, WatchEvent
 if TYPE_CHECKING:
     from ..context import Context
 
-__all__ = ["RunResultView", "HistoryView", "ContextInfo", "WatchLog"]
+__all__ = ["RunResultView", "HistoryView", "ContextInfo", "WatchLog", "LMInfo"]
 
 _STYLE = "border-collapse:collapse;font-size:90%"
 _CELL = "border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top"
@@ -110,6 +110,11 @@ class RunResultView:
         usage = getattr(self.result, "usage", None)
         if usage:
             parts.append("LM usage " + ", ".join(f"{k}={v}" for k, v in dict(usage).items()))
+        local = getattr(self.result, "local_lm", None)
+        if local:  # only the run that loaded the embedded model has it
+            load = local.get("load_s")
+            took = f" in {float(load):.2f} s" if isinstance(load, (int, float)) else ""
+            parts.append(f"loaded the embedded model {local.get('file')}{took}")
         error = getattr(self.result, "error", None)
         if error:
             parts.append(f"error: {error}")
@@ -207,6 +212,47 @@ class ContextInfo:
         return {
             "text/plain": _text_table(["", ""], facts) + "\n\n" + _text_table(headers, variables),
             "text/html": _table(["context", ""], facts) + _table(headers, variables),
+        }
+
+    def __repr__(self) -> str:
+        return self._repr_mimebundle_()["text/plain"]
+
+
+class LMInfo:
+    """``%dspex lm``: which LM bridged modules run on (``info`` is ``ctx.lm_info()``)."""
+
+    _ORDER = ("kind", "model", "api_base", "file", "loaded", "load_s", "n_parallel", "address")
+
+    def __init__(self, info: Mapping[str, Any]) -> None:
+        self.info = dict(info)
+
+    def headline(self) -> str:
+        info = self.info
+        if info.get("kind") != "local":
+            return f"configured LM {info.get('model') or '(no model)'}" + (
+                f" at {info['api_base']}" if info.get("api_base") else ""
+            )
+        if info.get("loaded"):
+            load = info.get("load_s")
+            took = f" in {float(load):.2f} s" if isinstance(load, (int, float)) else ""
+            return (
+                f"embedded model {info.get('file')}, loaded{took}, "
+                f"{info.get('n_parallel')} parallel slots"
+            )
+        if info.get("available"):
+            return f"embedded model {info.get('file')}, loads on the first bridged run"
+        return f"embedded model unavailable: {info.get('problem')}"
+
+    def _facts(self) -> list[list[Any]]:
+        keys = [k for k in self._ORDER if k in self.info]
+        keys += sorted(k for k in self.info if k not in self._ORDER and k != "problem")
+        return [[k, self.info[k]] for k in keys if self.info[k] is not None]
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        facts = self._facts()
+        return {
+            "text/plain": f"{self.headline()}\n{_text_table(['', ''], facts)}",
+            "text/html": f"<b>{html.escape(self.headline())}</b>{_table(['LM', ''], facts)}",
         }
 
     def __repr__(self) -> str:

@@ -16,13 +16,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, kwds, magic_arguments
+from IPython.core.magic_arguments import argument
 
 from ..context import Context, default_context
 from ..errors import DSPexError
 from ..variables.types import TYPE_NAMES, normalize_type, parse
+from .magics_measure import MeasureMagics, user_program
+from .subcommands import clean_error, parse_args, subcommand
 from .syntax import (
     MagicSyntaxError,
     parse_constraint,
@@ -69,6 +70,23 @@ Line magic (%dspex SUBCOMMAND ...):
                                       a Program.Definition or its class) with these
                                       inputs; "quoted" values are text, JSON values
                                       (3, true, [1,2]) are data, anything else is text
+  %dspex eval PROGRAM DATA --metric NAME [--threads N]
+                                      score PROGRAM on DATA: a devset in a user variable
+                                      (a list of dicts or dspy.Examples, a DataFrame) or a
+                                      .jsonl/.csv path; NAME is exact_match, contains, f1
+                                      or a metric(example, outputs) function in a user
+                                      variable; N examples in flight; returns the Evaluation
+  %dspex tune PROGRAM DATA --metric NAME [--trials N] [--sampler tpe|random|grid]
+              [--storage URL] [--study NAME] [--seed N] [--threads N]
+                                      tune the variables PROGRAM binds with Optuna (N
+                                      trials, default 20; a grid needs float variables
+                                      with a step); --storage (sqlite:///tune.db,
+                                      postgresql://...) and --study let several kernels
+                                      share one study; the variables end at the best
+                                      values; returns the TuningResult
+  %dspex lm                           which LM bridged modules run on: the configured
+                                      provider, or the embedded model (its file, load
+                                      time, parallel slots)
 
 Cell magic:
 
@@ -94,47 +112,8 @@ def _plain(text: str) -> str:
     return re.sub(r"(\S)::$", r"\1:", text, flags=re.M)
 
 
-def subcommand(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare a ``%dspex NAME ...`` subcommand; its ``@argument`` lines follow.
-
-    The arguments are parsed by IPython's ``magic_arguments`` (argparse) from the
-    tokens :func:`~dspex_jupyter.jupyter.syntax.tokenize` made, so quoting stays
-    the magics' own. There are no ``-`` options, so a value such as ``-0.5`` or
-    ``-x`` is always a positional value.
-    """
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        func = magic_arguments(name=name)(kwds(prefix_chars="\0")(func))
-        func.parser.formatter_class = argparse.HelpFormatter  # type: ignore[attr-defined]
-        return func
-
-    return decorate
-
-
-def parse_args(func: Any, tokens: list[str]) -> argparse.Namespace:
-    """Parse ``tokens`` with ``func``'s magic_arguments parser; bad usage -> MagicSyntaxError."""
-    parser = func.parser
-    try:
-        return parser.parse_args(tokens)
-    except UsageError as exc:
-        usage = parser.format_usage().removeprefix("usage: ").strip()
-        raise MagicSyntaxError(f"%dspex {parser.prog}: {exc}", expected=f"%dspex {usage}") from None
-
-
-def _clean_error(exc: BaseException) -> BaseException:
-    """Make IPython show ``exc`` as one line (``Type: message``) instead of a traceback.
-
-    IPython renders an exception through its ``_render_traceback_`` when it has
-    one; setting it on the instance keeps the exception's type for code that
-    catches it (``except ValidationError``) and for ``nbclient``.
-    """
-    message = f"{type(exc).__name__}: {exc}"
-    exc._render_traceback_ = lambda: [message]  # type: ignore[attr-defined]
-    return exc
-
-
 @magics_class
-class DSPexMagics(Magics):
+class DSPexMagics(MeasureMagics, Magics):
     """The ``%dspex`` magics. One instance per shell; it remembers the current context."""
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
@@ -159,7 +138,7 @@ class DSPexMagics(Magics):
                 return self._cell(line, cell)
             return self._line(line)
         except DSPexError as exc:
-            raise _clean_error(exc) from None
+            raise clean_error(exc) from None
 
     # The docstring is the help IPython shows for ``%dspex?``.
     dspex.__doc__ = _help()
@@ -337,12 +316,7 @@ class DSPexMagics(Magics):
         for token in args.inputs:
             key, value = split_key_value(token, what="an input KEY=VALUE")
             inputs[key] = parse_input_value(value)
-        if name not in self._namespace:
-            raise MagicSyntaxError(
-                f"no program named {name!r} in the user namespace",
-                expected="a variable holding a program spec (e.g. from %%dspex program NAME)",
-            )
-        spec = _as_spec(self._namespace[name], name)
+        spec = user_program(self._namespace, name)
         from ..dsl import Program
         from .display import RunResultView
 
@@ -379,13 +353,3 @@ def _context_options(tokens: list[str]) -> dict[str, Any]:
     if lm:
         options["lm"] = lm
     return options
-
-
-def _as_spec(value: Any, name: str) -> Any:
-    """Check that ``value`` is something ``Program.run`` accepts (a spec or a Definition)."""
-    if hasattr(value, "to_dict") or callable(getattr(value, "build", None)):
-        return value
-    raise MagicSyntaxError(
-        f"{name!r} is a {type(value).__name__}, not a program",
-        expected="a program spec, a Program.Definition or its class",
-    )

@@ -20,7 +20,9 @@ class TraceEntry(Mapping[str, Any]):
     ``usage`` is the LM usage of a bridged module (``prompt_tokens``,
     ``completion_tokens``, ``total_tokens``, ``calls``), ``None`` for native
     ones. ``lm`` is the LM a bridged module used (``model``, ``temperature``,
-    ``max_tokens``, ``model_source``), never its API key.
+    ``max_tokens``, ``model_source``), never its API key. ``local_lm`` is set on
+    the one module run that loaded the embedded model (``file``, ``load_s``,
+    ``n_parallel``), so its load time is reported once; ``None`` elsewhere.
     """
 
     index: int
@@ -36,6 +38,7 @@ class TraceEntry(Mapping[str, Any]):
     lm: dict[str, Any] | None = None
     status: str = "ok"
     error: str | None = None
+    local_lm: dict[str, Any] | None = None
 
     def __getitem__(self, key: str) -> Any:
         if key in self._names():
@@ -91,6 +94,12 @@ class RunResult:
         return self.outputs[key]
 
     @property
+    def local_lm(self) -> dict[str, Any] | None:
+        """What loading the embedded model took (``file``, ``load_s``, ``n_parallel``), if
+        this run loaded it; ``None`` for every other run."""
+        return next((e.local_lm for e in self.trace if e.local_lm), None)
+
+    @property
     def usage(self) -> dict[str, int]:
         """LM usage summed over the run's bridged modules."""
         total = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0}
@@ -116,6 +125,7 @@ class RunResult:
                     "outputs": self.outputs,
                     "usage": self.usage,
                     "trace": [e.to_dict() for e in self.trace],
+                    **({"local_lm": self.local_lm} if self.local_lm else {}),
                 }
             ),
         )

@@ -154,12 +154,19 @@ def _run_bridged(
     lm = dict(response.get("lm") or {})
     lm = {k: v for k, v in lm.items() if k in (*LM_PARAMS, "api_base", "provider")}
     lm["model_source"] = model_source
+    local_lm = response.get("local_lm")  # only on the run that loaded the embedded model
+    if isinstance(local_lm, Mapping):
+        local_lm = dict(local_lm)
+        ctx.note_local_lm(local_lm)
+    else:
+        local_lm = None
     return {
         "inputs": inputs,
         "outputs": dict(response["outputs"]),
         "variables": {k: dict(v) for k, v in (response.get("variables") or {}).items()},
         "usage": dict(response.get("usage") or {}),
         "lm": lm,
+        "local_lm": local_lm,
     }
 
 
@@ -281,6 +288,7 @@ def execute_run(
                     (time.perf_counter() - t0) * 1000,
                     step["usage"],
                     step["lm"],
+                    local_lm=step.get("local_lm"),
                 )
             )
     except BaseException as exc:

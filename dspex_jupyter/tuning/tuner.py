@@ -14,6 +14,7 @@ their original values when no trial completed, and the lease is released.
 
 from __future__ import annotations
 
+import html
 import threading
 import uuid
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ from ..errors import ValidationError
 from ..running.runner import resolve_spec
 from .evaluate import PreparedEvaluation, prepare_evaluation
 from .evaluation import Evaluation
-from .live import LiveView
+from .live import LiveView, short_value
 from .space import build_space, grid_values
 
 __all__ = ["Tuner", "TuningResult"]
@@ -55,6 +56,45 @@ class TuningResult:
             f"<TuningResult {self.study.study_name}: best {self.best_score} "
             f"with {self.best_params} after {len(self.study.trials)} trials{state}>"
         )
+
+    def _repr_html_(self) -> str:
+        """The best values on top, then every trial (the best one in bold)."""
+        return _trials_html(self)
+
+
+def _trials_html(result: TuningResult, limit: int = 100) -> str:
+    esc = html.escape
+    trials = result.study.trials
+    best = result.best_evaluation
+    score = "-" if result.best_score is None else f"{result.best_score:.3f}"
+    state = " &middot; interrupted" if result.interrupted else ""
+    params = ", ".join(f"{k}={short_value(v)}" for k, v in result.best_params.items())
+    head = (
+        f"<div><b>{esc(result.study.study_name)}</b> &middot; best {score} with "
+        f"<code>{esc(params)}</code> &middot; {len(trials)} trials{state}"
+        f"{' &middot; ' + esc(best.summary()) if best is not None else ''}</div>"
+    )
+    names = sorted({name for t in trials for name in t.params})
+    cells = ["trial", *names, "score", "state", "errors"]
+    lines = ["<tr>" + "".join(f"<th>{esc(c)}</th>" for c in cells) + "</tr>"]
+    best_number = None
+    try:
+        best_number = result.study.best_trial.number
+    except ValueError:  # no completed trial
+        pass
+    for trial in trials[-limit:]:
+        values = [
+            trial.number,
+            *(short_value(trial.params.get(n, "")) for n in names),
+            "" if trial.value is None else f"{trial.value:.3f}",
+            trial.state.name.lower(),
+            trial.user_attrs.get("errors", ""),
+        ]
+        style = ' style="font-weight:bold"' if trial.number == best_number else ""
+        lines.append(f"<tr{style}>" + "".join(f"<td>{esc(str(v))}</td>" for v in values) + "</tr>")
+    more = len(trials) - limit
+    tail = f"<div>... {more} earlier trials (use .trials)</div>" if more > 0 else ""
+    return f'{head}<table class="dspex-trials">{"".join(lines)}</table>{tail}'
 
 
 def _sampler(sampler: Any, seed: int | None, space: Mapping[str, Any]) -> Any:
@@ -123,6 +163,8 @@ class Tuner:
         self.n_trials, self.storage, self.direction = n_trials, storage, direction
         self.study_name = study_name or f"{self.spec.name or 'program'}-{uuid.uuid4().hex[:8]}"
         self.num_threads, self.display_progress = num_threads, display_progress
+        #: The live view (progress bar, chart, trials table) of the current or last run.
+        self.view: LiveView | None = None
         from .metrics import resolve_metric
 
         resolve_metric(metric)  # a bad metric fails now; its field is checked in run()
@@ -137,15 +179,20 @@ class Tuner:
         prepared = prepare_evaluation(self.spec, self.devset, self.metric, ctx)
         names = list(self.space)
         original = {n: ctx.variable(n).value for n in names}
-        study = optuna.create_study(
-            storage=self.storage,
-            sampler=self.sampler,
-            study_name=self.study_name,
-            direction=self.direction,  # type: ignore[arg-type]
-            load_if_exists=True,
-        )
-        lease, renewer = self._lock(names)
-        view = LiveView(self.n_trials, self.study_name, self.display_progress)
+        # the view first: in a notebook it replaces Optuna's INFO lines, from the study's creation
+        view = self.view = LiveView(self.n_trials, self.study_name, self.display_progress)
+        try:
+            study = optuna.create_study(
+                storage=self.storage,
+                sampler=self.sampler,
+                study_name=self.study_name,
+                direction=self.direction,  # type: ignore[arg-type]
+                load_if_exists=True,
+            )
+            lease, renewer = self._lock(names)
+        except BaseException:
+            view.close()
+            raise
         evaluations: dict[int, Evaluation] = {}
         interrupted = False
         try:

@@ -180,16 +180,3 @@ def test_trait_observers_see_every_trial_value(ctx):
     # then the best (0.1); traitlets reports no change when it is already the value
     expected = order + ([0.1] if order[-1] != 0.1 else [])
     assert wait_until(lambda: seen == expected), (seen, order)
-
-
-def test_the_chart_plots_scores_and_the_best_so_far():
-    from dspex_jupyter.tuning.live import LiveView, svg_chart
-
-    svg = svg_chart([0.2, None, 0.8, 0.5])
-    assert svg.count("<circle") == 3  # the failed trial has no dot
-    assert svg.count(",") == 3  # the best-so-far line has one point per scored trial
-    assert "<circle" not in svg_chart([])
-    view = LiveView(2, "study", enabled=False)  # outside a notebook: no widgets
-    view.trial(0, {"temperature": 0.1}, 1.0, 1.0)
-    assert view.chart is None and view.scores == [1.0] and "0.1" in view.rows[0]
-    view.close()
