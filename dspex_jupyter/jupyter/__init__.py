@@ -40,9 +40,11 @@ def load_ipython_extension(ipython: Any) -> None:
     The kernel's default context is not created here: the magics and widgets
     call ``default_context()`` on first use, so loading stays cheap.
     """
+    from .display import register_formatters
     from .magics import DSPexMagics
 
     ipython.register_magics(DSPexMagics)
+    register_formatters(ipython)
     _call_panel(ipython, "register")
 
 
