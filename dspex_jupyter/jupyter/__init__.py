@@ -40,11 +40,13 @@ def load_ipython_extension(ipython: Any) -> None:
     The kernel's default context is not created here: the magics and widgets
     call ``default_context()`` on first use, so loading stays cheap.
     """
+    from . import tracebacks
     from .display import register_formatters
     from .magics import DSPexMagics
 
     ipython.register_magics(DSPexMagics)
     register_formatters(ipython)
+    tracebacks.install(ipython)
     _call_panel(ipython, "register")
 
 
@@ -54,6 +56,9 @@ def unload_ipython_extension(ipython: Any) -> None:
     for kind in ("line", "cell"):
         manager.magics[kind].pop("dspex", None)
     manager.registry.pop("DSPexMagics", None)
+    from . import tracebacks
+
+    tracebacks.uninstall(ipython)
     _call_panel(ipython, "unregister")
 
 

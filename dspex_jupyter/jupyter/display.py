@@ -287,16 +287,16 @@ class WatchLog:
 
 
 def variable_html(record: Variable) -> str:
-    """One variable: name, type, value, version, who wrote it, its constraints."""
-    constraints = ", ".join(f"{k}={v!r}" for k, v in record.constraints.items()) or "none"
-    rows = [
-        ["value", record.value],
-        ["type", record.type],
-        ["version", f"v{record.version}"],
-        ["set by", record.source],
-        ["constraints", constraints],
-    ]
-    return f"<b>{html.escape(record.name)}</b>" + _table(["variable", ""], rows)
+    """One variable on one line: name, type, value, version, who wrote it, constraints."""
+    constraints = ", ".join(f"{k}={v!r}" for k, v in record.constraints.items())
+    facts = [f"v{record.version}", f"set by {record.source}"] + (
+        [constraints] if constraints else []
+    )
+    return (
+        f"<span class='dspex-variable'><code><b>{html.escape(record.name)}</b></code>: "
+        f"{html.escape(record.type)} = <code>{html.escape(_short(record.value))}</code> "
+        f"<small>{html.escape(' · '.join(facts))}</small></span>"
+    )
 
 
 def _context_html(ctx: Context) -> str:

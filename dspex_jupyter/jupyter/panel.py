@@ -360,10 +360,12 @@ def register(ipython: Any = None) -> PanelHub:
     """
     import comm
 
+    from . import tracebacks
     from .display import register_formatters
 
     if ipython is not None:
         register_formatters(ipython)
+        tracebacks.install(ipython)
     global _hub
     with _hub_lock:
         if _hub is None:

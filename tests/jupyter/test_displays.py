@@ -112,8 +112,9 @@ def test_context_displays_as_a_table_of_variables_with_versions_and_writers(ctx,
 
 def test_variable_displays_as_html(ctx, shell) -> None:
     markup = shell.display_formatter.format(ctx.variable("model"))[0]["text/html"]
-    assert "<b>model</b>" in markup and "v1" in markup
+    assert "<b>model</b>" in markup and "v1 · set by api" in markup
     assert html.escape("choices=['gpt-4', 'claude-3']") in markup
+    assert "<table" not in markup  # one line: defvariable's result stays small
 
 
 def test_history_is_a_table_and_no_html_is_printed_as_text(shell, ctx) -> None:
@@ -134,3 +135,26 @@ def test_the_widgets_lock_marker_is_text_not_a_glyph(ctx) -> None:
     assert panel.controls["temperature"].disabled
     panel._apply_lock("temperature", None)
     assert panel.lock_labels["temperature"].value == ""
+
+
+def test_a_dspex_error_is_short_and_names_dspex_ways_out(shell, ctx, capsys) -> None:
+    """The cell's own frames and one line; no internal frames; %tb has the rest."""
+    shell.user_ns["ctx"] = ctx
+    result = shell.run_cell("def bump():\n    ctx.set('temperature', 5)\nbump()")
+    shown = capsys.readouterr().out
+    assert not result.success and type(result.error_in_exec).__name__ == "ValidationError"
+    assert "ctx.set('temperature', 5)" in shown and "above max 2" in shown
+    assert "dspex_jupyter" not in shown and "%tb" in shown
+    assert shown.count("File ") == 2  # the cell and bump(), nothing of the package
+    shell.run_cell("%tb")
+    assert "dspex_jupyter" in capsys.readouterr().out  # the full traceback is still there
+    # what a worker relays when DSPy's LM finds no key (LiteLLM's words)
+    shell.user_ns["said"] = "AuthenticationError: Set OPENAI_API_KEY or pass api_key= to dspy.LM"
+    shell.run_cell(
+        "from dspex_jupyter.errors import ModuleExecutionError\nraise ModuleExecutionError(said)"
+    )
+    shown = capsys.readouterr().out
+    assert "OPENAI_API_KEY" not in shown and "dspy.LM" not in shown
+    for way in ("lm={'model'", "DSPEX_LM_MODEL", "%dspex lm", "dspex-jupyter[local-lm]"):
+        assert way in shown, way
+    assert ctx.get("temperature") == 0.7  # the refused write changed nothing
