@@ -40,13 +40,14 @@ def load_ipython_extension(ipython: Any) -> None:
     The kernel's default context is not created here: the magics and widgets
     call ``default_context()`` on first use, so loading stays cheap.
     """
-    from . import tracebacks
+    from . import progress, tracebacks
     from .display import register_formatters
     from .magics import DSPexMagics
 
     ipython.register_magics(DSPexMagics)
     register_formatters(ipython)
     tracebacks.install(ipython)
+    progress.install()
     _call_panel(ipython, "register")
 
 
@@ -56,9 +57,10 @@ def unload_ipython_extension(ipython: Any) -> None:
     for kind in ("line", "cell"):
         manager.magics[kind].pop("dspex", None)
     manager.registry.pop("DSPexMagics", None)
-    from . import tracebacks
+    from . import progress, tracebacks
 
     tracebacks.uninstall(ipython)
+    progress.uninstall()
     _call_panel(ipython, "unregister")
 
 

@@ -360,12 +360,13 @@ def register(ipython: Any = None) -> PanelHub:
     """
     import comm
 
-    from . import tracebacks
+    from . import progress, tracebacks
     from .display import register_formatters
 
     if ipython is not None:
         register_formatters(ipython)
         tracebacks.install(ipython)
+        progress.install()
     global _hub
     with _hub_lock:
         if _hub is None:
