@@ -48,7 +48,32 @@ CELLS = [
     '          space={"temperature": [0.9, 0.1]}, sampler="grid", n_trials=2,\n'
     '          study_name="demo-study", display_progress=False).run()\n'
     "print(r.best_score)",
+    # 7: no LM configured and no embedded model installed (the first bridged DSPy run)
+    "from dspex_jupyter.modules import Predict\n"
+    'Program.run(Program.new("ask").chain([Predict("question -> answer")]), '
+    '{"question": "hi"}, context=ctx)',
 ]
+
+RAW_HTML = ("<span", "<small", "<b>", "&#", "<table", "<div")
+
+
+def run_cell_outputs(page: Page, index: int) -> list[dict]:
+    """Run one cell and return its outputs, errors included."""
+    return page.evaluate(
+        """async (index) => {
+            const app = window.jupyterapp;
+            const panel = app.shell.currentWidget;
+            panel.content.activeCellIndex = index;
+            await app.commands.execute('notebook:run-cell');
+            const cell = panel.content.widgets[index];
+            const deadline = Date.now() + 180000;
+            while (cell.model.executionCount === null && Date.now() < deadline) {
+                await new Promise(r => setTimeout(r, 100));
+            }
+            return cell.model.outputs.toJSON();
+        }""",
+        index,
+    )
 
 
 def row(page: Page, name: str):
@@ -177,5 +202,36 @@ def test_controls_locks_runs_and_tuning(page: Page, lab, notebook: str) -> None:
     expect(tuning).to_contain_text("tuned demo-study")
     expect(tuning).to_contain_text("best 1.00")
     page.locator(PANEL).screenshot(path=str(ARTIFACTS / "panel-controls.png"))
+
+    # no LM and no embedded model: one short error naming dspex's ways out
+    outputs = run_cell_outputs(page, 7)
+    (error,) = [o for o in outputs if o.get("output_type") == "error"]
+    assert error["ename"] == "LocalLMUnavailable"
+    shown = "\n".join(error["traceback"])
+    for way in ("lm={'model'", "DSPEX_LM_MODEL", "dspex-jupyter[local-lm]", "%tb"):
+        assert way in shown, way
+    assert "dspy.LM" not in shown and "OPENAI_API_KEY" not in shown
+    assert "dspex_jupyter/" not in shown, shown  # no internal frames
+    # the first bridged run said what it was doing, and blanked the line when done
+    statuses = [o["data"]["text/plain"] for o in outputs if o.get("output_type") == "display_data"]
+    assert statuses == [""], outputs
+    cell = page.locator(".jp-Cell").nth(7)
+    expect(cell.locator(".jp-OutputArea")).not_to_contain_text("loading DSPy")
+    cell.screenshot(path=str(ARTIFACTS / "no-lm-error.png"))
+
+    # no output of the whole notebook shows HTML markup as text (an output shown as
+    # text: a stream, or a result with nothing richer than text/plain)
+    every = page.evaluate(
+        """() => window.jupyterapp.shell.currentWidget.content.widgets
+                 .map(c => c.model.type === 'code' ? c.model.outputs.toJSON() : [])"""
+    )
+    for index, cell_outputs in enumerate(every):
+        for output in cell_outputs:
+            data = output.get("data") or {}
+            if set(data) - {"text/plain"}:
+                continue  # rendered from its richer type
+            text = output.get("text") or data.get("text/plain") or ""
+            text = "".join(text) if isinstance(text, list) else text
+            assert not any(tag in text for tag in RAW_HTML), (index, text)
     console = "\n".join(page.console_messages)  # type: ignore[attr-defined]
     assert "pageerror" not in console, console
