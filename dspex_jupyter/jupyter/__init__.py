@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "load_ipython_extension",
     "unload_ipython_extension",
+    "install_shell_hooks",
     "traits_for",
     "widgets_for",
     "sync",
@@ -40,15 +41,23 @@ def load_ipython_extension(ipython: Any) -> None:
     The kernel's default context is not created here: the magics and widgets
     call ``default_context()`` on first use, so loading stays cheap.
     """
-    from . import progress, tracebacks
-    from .display import register_formatters
     from .magics import DSPexMagics
 
     ipython.register_magics(DSPexMagics)
+    install_shell_hooks(ipython)
+    _call_panel(ipython, "register")
+
+
+def install_shell_hooks(ipython: Any) -> None:
+    """What a newcomer sees in cells: HTML for contexts, variables and runs, short
+    dspex errors, and a status line on slow first steps. Idempotent; also run by
+    the lab panel when it connects, for notebooks that never load the extension."""
+    from . import progress, tracebacks
+    from .display import register_formatters
+
     register_formatters(ipython)
     tracebacks.install(ipython)
     progress.install()
-    _call_panel(ipython, "register")
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -360,13 +360,10 @@ def register(ipython: Any = None) -> PanelHub:
     """
     import comm
 
-    from . import progress, tracebacks
-    from .display import register_formatters
+    from . import install_shell_hooks
 
     if ipython is not None:
-        register_formatters(ipython)
-        tracebacks.install(ipython)
-        progress.install()
+        install_shell_hooks(ipython)
     global _hub
     with _hub_lock:
         if _hub is None:
