@@ -19,7 +19,10 @@ from .test_panel import PANEL, WAIT, open_notebook_and_panel, run_cell
 LONG = "Which city is the capital of France, and what river runs through it? " * 3
 
 CELLS = [
-    # 0: a bridged context with one variable of each control kind
+    # 0: a bridged context with one variable of each control kind; the embedded model's
+    # file is made missing before the bridge server starts (cell 7 runs with no LM)
+    "import os\n"
+    'os.environ["DSPEX_LOCAL_LM_MODEL"] = os.path.join(os.getcwd(), "missing.gguf")\n'
     "from dspex_jupyter import Context, Program, Tuner\n"
     "from dspex_jupyter.native import QueryClassifier, function\n"
     'ctx = Context.start(name="kinds", backend="bridged")\n'

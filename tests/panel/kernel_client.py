@@ -125,6 +125,17 @@ class KernelSession:
             )
         return content
 
+    def execute_error(self, code: str, timeout: float = TIMEOUT) -> dict:
+        """Run ``code``, which must fail; the error reply (ename, evalue, traceback)."""
+        msg_id = self.kc.execute(code)
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        assert reply["content"]["status"] == "error", f"expected an error from:\n{code}"
+        return reply["content"]
+
     def evaluate(self, expression: str, timeout: float = TIMEOUT) -> Any:
         """The JSON value of ``expression`` in the kernel (via user_expressions)."""
         msg_id = self.kc.execute(
