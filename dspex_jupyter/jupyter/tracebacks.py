@@ -33,10 +33,15 @@ NO_LM_HINT = (
 _PROVIDER_KEY_MARKERS = ("OPENAI_API_KEY", "api_key=", "AuthenticationError")
 
 
+_LM_MAGIC_HINT = " %dspex lm shows which LM the bridged modules run on."
+
+
 def _message(value: BaseException) -> str:
     text = str(value) or type(value).__name__
     if any(marker in text for marker in _PROVIDER_KEY_MARKERS):
         return NO_LM_HINT
+    if "DSPEX_LM_MODEL" in text and "%dspex lm" not in text:  # an LM configuration error
+        return text + _LM_MAGIC_HINT
     return text
 
 

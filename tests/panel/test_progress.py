@@ -67,7 +67,7 @@ def test_no_lm_and_no_embedded_model_is_one_short_error_naming_dspex_ways(
         )
         assert error["ename"] == "LocalLMUnavailable"
         shown = "\n".join(error["traceback"])
-        for way in ("lm={'model'", "DSPEX_LM_MODEL", "dspex-jupyter[local-lm]", "%tb"):
+        for way in ("lm={'model'", "DSPEX_LM_MODEL", "dspex-jupyter[local-lm]", "%dspex lm", "%tb"):
             assert way in shown, way
         assert "dspy.LM" not in shown and "OPENAI_API_KEY" not in shown
         assert "dspex_jupyter/" not in shown and len(error["traceback"]) <= 4, shown
