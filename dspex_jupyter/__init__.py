@@ -14,7 +14,7 @@ from typing import Any
 from . import errors
 from .api import Variables
 from .context import Context, default_context
-from .running import Program
+from .dsl import Program
 from .tuning import Evaluation, load_dataset
 from .variables.record import Variable, WatchEvent
 

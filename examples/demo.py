@@ -9,9 +9,10 @@ and smoke-test engine, not a quality one.
 1. The quickstart program: a native ``QueryClassifier`` picks the model from
    a ``choice`` variable (``"local"`` names the embedded model), then a
    bridged ``ChainOfThought`` bound to a ``temperature`` variable answers.
-2. Evaluate and tune: a 4-topic classification set, scored with two
-   instructions (a ``str`` variable bound to the module) at temperature 0.0,
-   4 examples in flight; the better instruction is kept.
+2. Measure, then tune: ``Program.evaluate`` scores a 4-topic classification
+   set (4 examples in flight), then a ``Tuner`` (an Optuna grid) tries two
+   instructions (a ``choice`` variable bound to the module) at two
+   temperatures and writes the best values back, with history.
 
 Set ``DSPEX_LM_MODEL`` / ``DSPEX_LM_API_BASE`` (or ``Context.start(lm=...)``)
 to run the same on a configured provider instead.
@@ -23,11 +24,12 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+
+import optuna
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from dspex_jupyter import Context, Program, Variables  # noqa: E402
+from dspex_jupyter import Context, Program, Tuner, Variables, load_dataset  # noqa: E402
 from dspex_jupyter.modules import ChainOfThought, Predict  # noqa: E402  bridged (DSPy)
 from dspex_jupyter.native import QueryClassifier  # noqa: E402  native (in the kernel)
 
@@ -92,35 +94,55 @@ def quickstart(context: Context) -> None:
     assert spec == Program.from_dict(json.loads(json.dumps(spec.to_dict())))
 
 
-def evaluate(context: Context, spec, instructions: str) -> tuple[float, list[str]]:
-    """Accuracy of ``spec`` on TOPICS with ``instructions``, 4 runs in flight."""
-    Variables.set(context, "instructions", instructions)
-    with ThreadPoolExecutor(4) as pool:
-        runs = list(
-            pool.map(lambda ex: Program.run(spec, {"text": ex[0]}, context=context), TOPICS)
-        )
-    answers = [run.outputs["topic"] for run in runs]
-    assert all(answer in LABELS for answer in answers)  # the grammar keeps choices to their labels
-    return sum(a == gold for a, (_, gold) in zip(answers, TOPICS, strict=True)) / len(
-        TOPICS
-    ), answers
-
-
 def tune(context: Context) -> None:
+    """Measure, then tune: ``Program.evaluate`` on the 4-topic set, then an Optuna grid."""
     signature = f"text -> topic: Literal{LABELS!r}"
-    context.defvariable("instructions", "str", initial=INSTRUCTIONS["plain"])
-    spec = Program.new().chain([Predict(signature).bind_to_variable("instructions")])
-    print(f"\nevaluate and tune: {len(TOPICS)} texts, {signature}, temperature 0.0")
-    scores = {}
-    for name, text in INSTRUCTIONS.items():
-        start = time.perf_counter()
-        scores[name], answers = evaluate(context, spec, text)
-        took = (time.perf_counter() - start) / len(TOPICS)
-        print(f"  instructions {name!r}: accuracy {scores[name]:.2f} ({took:.2f} s/example)")
-        print(f"    answers: {answers}")
-    best = max(scores, key=lambda name: scores[name])
-    Variables.set(context, "instructions", INSTRUCTIONS[best])
-    print(f"  kept {best!r}; the 'instructions' variable now holds it")
+    context.defvariable(
+        "instructions",
+        "choice",
+        initial=INSTRUCTIONS["plain"],
+        constraints={"choices": list(INSTRUCTIONS.values())},
+    )
+    spec = Program.new().chain(
+        [Predict(signature).bind_to_variable("instructions").bind_to_variable("temperature")]
+    )
+    devset = load_dataset([{"text": text, "topic": topic} for text, topic in TOPICS])
+    print(f"\nmeasure: {len(devset)} texts, {signature}, 4 in flight")
+    start = time.perf_counter()
+    baseline = Program.evaluate(
+        spec, devset, "exact_match", context=context, num_threads=4, display_progress=False
+    )
+    took = (time.perf_counter() - start) / len(devset)
+    print(
+        f"  plain instructions, temperature 0.0: accuracy {baseline.score:.2f} ({took:.2f} s/example)"
+    )
+    answers = [row.outputs.get("topic") for row in baseline.rows]
+    print(f"  answers: {answers}")
+    assert all(answer in LABELS for answer in answers)  # the grammar keeps choices to their labels
+
+    print("\ntune: a grid over the instructions and the temperature (Optuna underneath)")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the table below says it all
+    result = Tuner(
+        spec,
+        devset,
+        "exact_match",
+        context=context,
+        space={"instructions": list(INSTRUCTIONS.values()), "temperature": [0.0, 1.0]},
+        sampler="grid",
+        n_trials=4,
+        num_threads=4,
+        display_progress=False,
+    ).run()
+    names = {text: name for name, text in INSTRUCTIONS.items()}
+    table = result.trials[["number", "value", "params_instructions", "params_temperature"]]
+    print(table.replace({"params_instructions": names}).to_string(index=False))
+    kept = names[result.best_params["instructions"]]
+    print(
+        f"  best: {kept!r} instructions at temperature {result.best_params['temperature']}"
+        f" (accuracy {result.best_score:.2f}), written back with history:"
+    )
+    for record in context.history("instructions")[-2:]:
+        print(f"    v{record.version} by {record.metadata.get('source', '?')}: {record.metadata}")
 
 
 def main() -> int:

@@ -26,6 +26,7 @@ FLOORS = {
     "dspex_jupyter.api": 5,
     "dspex_jupyter.running": 6,
     "dspex_jupyter.tuning": 6,
+    "dspex_jupyter.dsl": 7,
     "dspex_jupyter.jupyter": 7,
     # the top: thin public re-exports, and test support that nothing else imports
     "dspex_jupyter": 8,

@@ -77,7 +77,7 @@ def parse_program_cell(text: str, name: str | None = None) -> Any:
 
     ``name`` names the spec (``Program.new(name)``); ``%%dspex program NAME`` passes NAME.
     """
-    from ..running import Program
+    from ..dsl import Program
 
     variables: list[tuple[int, str, str, Any, dict[str, Any]]] = []
     modules: list[Any] = []

@@ -343,7 +343,7 @@ class DSPexMagics(Magics):
                 expected="a variable holding a program spec (e.g. from %%dspex program NAME)",
             )
         spec = _as_spec(self._namespace[name], name)
-        from ..running import Program
+        from ..dsl import Program
         from .display import RunResultView
 
         result = Program.run(spec, inputs, context=self.context)

@@ -1,16 +1,12 @@
-"""Running programs in a context: ``Program.run`` and what a run returns.
+"""Running programs in a context: ``run_program`` and what a run returns.
 
-Importing this package installs ``Program`` as the runner behind
-``spec.run(...)`` (the program layer below cannot import the context).
+``Program`` (the DSL's namespace, ``dspex_jupyter.dsl``) fronts this layer
+and the evaluation/tuning layer above it.
 """
 
 from __future__ import annotations
 
-from ..program.spec import use_runner
-from .program import Program
 from .result import RunResult, TraceEntry
 from .runner import run_program
 
-__all__ = ["Program", "RunResult", "TraceEntry", "run_program"]
-
-use_runner(Program)
+__all__ = ["RunResult", "TraceEntry", "run_program"]

@@ -32,7 +32,7 @@ def post(host: LocalLMHost, body: object, token: str | None) -> tuple[int, dict]
         host.url + "/chat/completions", data=json.dumps(body).encode(), headers=headers
     )
     try:
-        with urllib.request.urlopen(request, timeout=120) as response:
+        with urllib.request.urlopen(request, timeout=280) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())

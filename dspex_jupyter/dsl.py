@@ -1,14 +1,20 @@
-"""``Program``: the namespace of the DSL (``Program.new``, ``Program.run``, ...)."""
+"""``Program``: the namespace of the DSL (``Program.new``, ``Program.run``, ``Program.evaluate``, ...).
+
+It sits above both the running layer and ``tuning/`` (evaluation and the
+tuner), which it fronts, and installs itself as the runner behind
+``spec.run(...)`` / ``spec.evaluate(...)`` (the program layer below cannot
+import the context).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from ..program import ProgramDefinition, ProgramSpec
-from ..tuning.evaluate import evaluate_program
-from .result import RunResult
-from .runner import run_program
+from .program import ProgramDefinition, ProgramSpec
+from .program.spec import use_runner
+from .running import RunResult, run_program
+from .tuning.evaluate import evaluate_program
 
 __all__ = ["Program"]
 
@@ -69,7 +75,7 @@ class Program:
     @staticmethod
     def tune(spec: Any, devset: Any, metric: Any, **options: Any) -> Any:
         """``Tuner(spec, devset, metric, **options).run()``: a ``TuningResult``."""
-        from ..tuning.tuner import Tuner
+        from .tuning.tuner import Tuner
 
         return Tuner(spec, devset, metric, **options).run()
 
@@ -77,3 +83,6 @@ class Program:
     def from_dict(data: Mapping[str, Any]) -> ProgramSpec:
         """Rebuild a spec from ``spec.to_dict()``."""
         return ProgramSpec.from_dict(data)
+
+
+use_runner(Program)
