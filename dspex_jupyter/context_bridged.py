@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import builtins
 import threading
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .bridge.config import BridgeConfig
 from .errors import BridgeUnavailable, ContextClosed, DSPexError
@@ -25,6 +26,12 @@ from .state.provider import StateProvider
 from .variables.record import Variable
 
 __all__ = ["BridgedOperations"]
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    yield
+
 
 _Self = TypeVar("_Self", bound="BridgedOperations")
 
@@ -37,6 +44,25 @@ class BridgedOperations:
     _provider: StateProvider | Stopped
     _gate: SwitchGate
     _upgrade_lock: threading.Lock
+    #: ``reporter(message) -> done``: shows which slow first step runs now (the
+    #: Jupyter layer installs a transient status line in the cell); None: silent.
+    _progress: ClassVar[Callable[[str], Callable[[], None]] | None] = None
+    _ran_a_module = False
+
+    @classmethod
+    def report_progress_with(cls, reporter: Callable[[str], Callable[[], None]] | None) -> None:
+        """Let an upper layer show the slow first steps (starting the bridge, loading DSPy)."""
+        BridgedOperations._progress = reporter
+
+    @contextmanager
+    def _slow_step(self, message: str) -> Iterator[None]:
+        reporter = BridgedOperations._progress
+        done = reporter(message) if reporter is not None else None
+        try:
+            yield
+        finally:
+            if done is not None:
+                done()
 
     if TYPE_CHECKING:
 
@@ -62,7 +88,12 @@ class BridgedOperations:
                 return self
             if self.closed:
                 raise ContextClosed("this context was stopped")
-            new = self._open_bridged_state()
+            where = self.bridge_config.address
+            step = (
+                f"connecting to the bridge at {where}…" if where else "starting the bridge server…"
+            )
+            with self._slow_step(step):
+                new = self._open_bridged_state()
             try:
                 with self._gate.exclusive():
                     old = self._provider
@@ -168,11 +199,13 @@ class BridgedOperations:
         (variable -> value) are used by this call only and never written. Only
         the bridged backend implements it; see ``dspex_jupyter.bridge.execution``.
         """
-        return self._provider.execute_module(
-            module_spec,
-            inputs,
-            bindings,
-            self.lm_config if lm_config is None else lm_config,
-            timeout_s=timeout_s,
-            overrides=overrides,
-        )
+        first, self._ran_a_module = not self._ran_a_module, True
+        with self._slow_step("loading DSPy on the bridge (first run)…") if first else _quiet():
+            return self._provider.execute_module(
+                module_spec,
+                inputs,
+                bindings,
+                self.lm_config if lm_config is None else lm_config,
+                timeout_s=timeout_s,
+                overrides=overrides,
+            )

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "load_ipython_extension",
     "unload_ipython_extension",
+    "install_shell_hooks",
     "traits_for",
     "widgets_for",
     "sync",
@@ -43,7 +44,20 @@ def load_ipython_extension(ipython: Any) -> None:
     from .magics import DSPexMagics
 
     ipython.register_magics(DSPexMagics)
+    install_shell_hooks(ipython)
     _call_panel(ipython, "register")
+
+
+def install_shell_hooks(ipython: Any) -> None:
+    """What a newcomer sees in cells: HTML for contexts, variables and runs, short
+    dspex errors, and a status line on slow first steps. Idempotent; also run by
+    the lab panel when it connects, for notebooks that never load the extension."""
+    from . import progress, tracebacks
+    from .display import register_formatters
+
+    register_formatters(ipython)
+    tracebacks.install(ipython)
+    progress.install()
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -52,6 +66,10 @@ def unload_ipython_extension(ipython: Any) -> None:
     for kind in ("line", "cell"):
         manager.magics[kind].pop("dspex", None)
     manager.registry.pop("DSPexMagics", None)
+    from . import progress, tracebacks
+
+    tracebacks.uninstall(ipython)
+    progress.uninstall()
     _call_panel(ipython, "unregister")
 
 

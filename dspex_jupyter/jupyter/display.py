@@ -10,14 +10,21 @@ from __future__ import annotations
 import html
 import threading
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..context import Context
+from ..running.result import RunResult, usage_detail, usage_line
 from ..variables.record import Variable, WatchEvent
 
-if TYPE_CHECKING:
-    from ..context import Context
-
-__all__ = ["RunResultView", "HistoryView", "ContextInfo", "WatchLog", "LMInfo"]
+__all__ = [
+    "RunResultView",
+    "HistoryView",
+    "ContextInfo",
+    "WatchLog",
+    "LMInfo",
+    "variable_html",
+    "register_formatters",
+]
 
 _STYLE = "border-collapse:collapse;font-size:90%"
 _CELL = "border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top"
@@ -94,7 +101,7 @@ class RunResultView:
                     _field(step, "outputs", {}),
                     versions or "-",
                     "" if latency is None else f"{float(latency):.1f} ms",
-                    "-" if not usage else ", ".join(f"{k}={v}" for k, v in dict(usage).items()),
+                    usage_line(usage) or "-",
                 ]
             )
         return rows
@@ -107,9 +114,9 @@ class RunResultView:
         backend = getattr(self.result, "backend", None)
         if backend:
             parts.append(f"backend {backend}")
-        usage = getattr(self.result, "usage", None)
+        usage = usage_line(getattr(self.result, "usage", None))
         if usage:
-            parts.append("LM usage " + ", ".join(f"{k}={v}" for k, v in dict(usage).items()))
+            parts.append(f"LM {usage}")
         local = getattr(self.result, "local_lm", None)
         if local:  # only the run that loaded the embedded model has it
             load = local.get("load_s")
@@ -137,11 +144,12 @@ class RunResultView:
             f"{self.program}: {self._summary()}\noutputs\n{_text_table(['output', 'value'], outputs)}\n\n"
             f"trace\n{_text_table(self._TRACE_HEADERS, trace)}"
         )
+        detail = html.escape(usage_detail(getattr(self.result, "usage", None)), quote=True)
         markup = (
             f"<div><b>{html.escape(self.program)}</b> &middot; "
-            f"{html.escape(self._summary())}<br>outputs"
+            f"<span title='{detail}'>{html.escape(self._summary())}</span><br>outputs"
             f"{_table(['output', 'value'], outputs)}"
-            f"<details open><summary>trace ({len(trace)} module{'s' if len(trace) != 1 else ''})"
+            f"<details><summary>trace ({len(trace)} module{'s' if len(trace) != 1 else ''})"
             f"</summary>{_table(self._TRACE_HEADERS, trace)}</details></div>"
         )
         return {"text/plain": text, "text/html": markup}
@@ -205,6 +213,9 @@ class ContextInfo:
         if self.context.closed:
             return []
         return [[v.name, v.type, v.value, f"v{v.version}", v.source] for v in self.context.list()]
+
+    def _repr_html_(self) -> str:
+        return self._repr_mimebundle_()["text/html"]
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         headers = ["name", "type", "value", "version", "source"]
@@ -320,3 +331,40 @@ class WatchLog:
 
     def __repr__(self) -> str:
         return self._title + "\n" + "\n".join(self.lines)
+
+
+def variable_html(record: Variable) -> str:
+    """One variable on one line: name, type, value, version, who wrote it, constraints."""
+    constraints = ", ".join(f"{k}={v!r}" for k, v in record.constraints.items())
+    facts = [f"v{record.version}", f"set by {record.source}"] + (
+        [constraints] if constraints else []
+    )
+    return (
+        f"<span class='dspex-variable'><code><b>{html.escape(record.name)}</b></code>: "
+        f"{html.escape(record.type)} = <code>{html.escape(_short(record.value))}</code> "
+        f"<small>{html.escape(' · '.join(facts))}</small></span>"
+    )
+
+
+def _context_html(ctx: Context) -> str:
+    return ContextInfo(ctx)._repr_mimebundle_()["text/html"]
+
+
+def _run_result_html(result: RunResult) -> str:
+    return result._repr_html_()
+
+
+def register_formatters(ipython: Any) -> None:
+    """Rich HTML for ``Context``, ``Variable`` and ``RunResult`` in this shell.
+
+    ``Context`` and ``Variable`` live below the Jupyter layer and build no HTML,
+    so their rich display is registered here, with IPython's own formatter
+    (``for_type``), when the extension or the lab panel is loaded. Idempotent.
+    """
+    formatters = getattr(getattr(ipython, "display_formatter", None), "formatters", None)
+    if not formatters or "text/html" not in formatters:
+        return
+    html_formatter = formatters["text/html"]
+    html_formatter.for_type(Context, _context_html)
+    html_formatter.for_type(Variable, variable_html)
+    html_formatter.for_type(RunResult, _run_result_html)

@@ -31,11 +31,20 @@ import traitlets
 
 from ..context import Context
 from ..errors import DSPexError
-from ..program.module import json_safe as _jsonable
 from ..variables.types import parse
+from .panel_json import run_json, tuning_json, variable_json
 from .traits import NOTIFICATION, VariableTraits, traits_for
 
-__all__ = ["TARGET", "PROTOCOL", "MAX_RUNS", "register", "unregister", "PanelHub", "Channel"]
+__all__ = [
+    "TARGET",
+    "PROTOCOL",
+    "MAX_RUNS",
+    "register",
+    "unregister",
+    "PanelHub",
+    "Channel",
+    "variable_json",
+]
 
 log = logging.getLogger("dspex_jupyter.panel")
 
@@ -61,20 +70,6 @@ def _locks(ctx: Context) -> dict[str, str]:
     except Exception:
         log.debug("locks() failed for %r", ctx, exc_info=True)
         return {}
-
-
-def variable_json(record: Any, locks: Mapping[str, str]) -> dict:
-    return {
-        "name": record.name,
-        "type": record.type,
-        "value": _jsonable(record.value),
-        "constraints": _jsonable(dict(record.constraints)),
-        "version": int(record.version),
-        "metadata": _jsonable(dict(record.metadata)),
-        "source": str(record.source),
-        "timestamp": float(record.timestamp),
-        "lock": locks.get(record.name),
-    }
 
 
 class PanelHub:
@@ -146,6 +141,7 @@ class Channel:
         self._attached: dict[str, _Attached] = {}
         self._sent_info: dict[str, dict[str, Any]] = {}
         self._locks: dict[str, dict[str, str]] = {}
+        self._tuning: dict[str, Any] = {}
         comm.on_msg(self._on_msg)
         comm.on_close(lambda msg: self.close(send_close=False))
 
@@ -197,9 +193,10 @@ class Channel:
         """The full state of one context, from its mirror (whose lock the caller holds)."""
         info = self._sent_info[cid] = self._info(cid, ctx, labels)
         records = sorted(view._dspex_records.values(), key=lambda r: r.name)
-        runs = [_jsonable(dict(run)) for run in list(ctx.runs)[-MAX_RUNS:]]
+        runs = [run_json(run) for run in list(ctx.runs)[-MAX_RUNS:]]
         variables = [variable_json(r, self._locks[cid]) for r in records]
-        return {**info, "variables": variables, "runs": runs}
+        tuning = self._tuning[cid] = tuning_json(records, self._locks[cid])
+        return {**info, "variables": variables, "runs": runs, "tuning": tuning}
 
     def _attach(self, cid: str, ctx: Context, view: VariableTraits) -> None:
         if cid in self._attached:
@@ -212,6 +209,7 @@ class Channel:
     def _detach(self, cid: str) -> None:
         self._sent_info.pop(cid, None)
         self._locks.pop(cid, None)
+        self._tuning.pop(cid, None)
         attached = self._attached.pop(cid, None)
         if attached is not None:
             attached.ctx.remove_run_listener(attached.on_run)
@@ -273,12 +271,20 @@ class Channel:
                 variable = variable_json(change.record, self._locks.get(cid, {}))
                 message = {"context": cid, "kind": change.kind, "variable": variable}
                 self._send({"type": "variable", **message})
+                self._send_tuning(cid, attached.view)
+
+    def _send_tuning(self, cid: str, view: VariableTraits) -> None:
+        """A ``tuning`` message when the context's tuning state changed (lock held)."""
+        tuning = tuning_json(view._dspex_records.values(), self._locks.get(cid, {}))
+        if tuning != self._tuning.get(cid):
+            self._tuning[cid] = tuning
+            self._send({"type": "tuning", "context": cid, "tuning": tuning})
 
     def _on_run(self, cid: str, summary: Mapping[str, Any]) -> None:
         with self._lock:
             if self.closed or cid not in self._attached:
                 return
-            self._send({"type": "run", "context": cid, "run": _jsonable(dict(summary))})
+            self._send({"type": "run", "context": cid, "run": run_json(summary)})
         # a run may have bridged the context: refresh its info outside the hot path
         try:
             self.sync()
@@ -354,6 +360,10 @@ def register(ipython: Any = None) -> PanelHub:
     """
     import comm
 
+    from . import install_shell_hooks
+
+    if ipython is not None:
+        install_shell_hooks(ipython)
     global _hub
     with _hub_lock:
         if _hub is None:

@@ -104,6 +104,17 @@ def control_for_variable(record: Variable) -> w.Widget:
     return w.Textarea(value=_as_text(record.value), disabled=True, **common)
 
 
+def _lock_html(holder: str) -> str:
+    """A text badge, not a glyph: a lock emoji renders as an empty box where the font lacks it."""
+    return f"<span style='{_LOCK_STYLE}'>locked</span> by {html.escape(holder)}"
+
+
+_LOCK_STYLE = (
+    "border:1px solid #b26a00;border-radius:3px;padding:0 4px;color:#b26a00;"
+    "font-weight:600;font-size:85%;text-transform:uppercase"
+)
+
+
 def _as_text(value: Any) -> str:
     return json.dumps(to_json_value(value))
 
@@ -280,9 +291,7 @@ class VariablesWidget(w.VBox):
         else:
             self._locked[name] = holder
         self.controls[name].disabled = holder is not None or self._types[name] in _READ_ONLY
-        self.lock_labels[name].value = (
-            "" if holder is None else f"&#128274; locked by {html.escape(str(holder))}"
-        )
+        self.lock_labels[name].value = "" if holder is None else _lock_html(str(holder))
 
     def _dspex_sync(self, timeout: float = 5.0) -> bool:
         """Wait until every change offered so far is on screen; True if it is."""

@@ -1,14 +1,80 @@
-"""What a run returns: ``RunResult`` and one ``TraceEntry`` per module."""
+"""What a run returns: ``RunResult`` and one ``TraceEntry`` per module.
+
+Also the one compact LM-usage formatter (:func:`usage_line`, :func:`usage_detail`)
+that the panel, the magics and every display use, so a run's usage reads the
+same everywhere: ``146 tok · 2 calls``, with zero and null counters left out.
+"""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
 from ..program.module import json_safe
 
-__all__ = ["RunResult", "TraceEntry"]
+__all__ = ["RunResult", "TraceEntry", "usage_line", "usage_detail"]
+
+_COUNTERS = (
+    ("prompt_tokens", "prompt"),
+    ("completion_tokens", "completion"),
+    ("total_tokens", "total"),
+    ("calls", "calls"),
+)
+
+
+def _count(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _total(usage: Mapping[str, Any]) -> int:
+    total = _count(usage.get("total_tokens"))
+    return total or _count(usage.get("prompt_tokens")) + _count(usage.get("completion_tokens"))
+
+
+def usage_line(usage: Mapping[str, Any] | None) -> str:
+    """``"146 tok"`` (``"146 tok · 2 calls"`` past one call); ``""`` when no LM was used."""
+    if not usage:
+        return ""
+    tokens, calls = _total(usage), _count(usage.get("calls"))
+    if not tokens and not calls:
+        return ""
+    line = f"{tokens} tok"
+    return line + (f" · {calls} calls" if calls > 1 else "")
+
+
+def usage_detail(usage: Mapping[str, Any] | None) -> str:
+    """Every non-zero counter, one per line (the tooltip behind :func:`usage_line`):
+    prompt/completion/total tokens, calls, then per model when there are several."""
+    if not usage:
+        return ""
+    lines = [
+        f"{label}: {_count(usage.get(key))}" for key, label in _COUNTERS if _count(usage.get(key))
+    ]
+    by_model = usage.get("by_model")
+    if isinstance(by_model, Mapping):
+        for model, counts in by_model.items():
+            line = usage_line(counts) if isinstance(counts, Mapping) else ""
+            if line:
+                lines.append(f"{model}: {line}")
+    return "\n".join(lines)
+
+
+def _esc(value: Any, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return html.escape(text if len(text) <= limit else text[: limit - 1] + "\u2026")
+
+
+def _rows(values: Mapping[str, Any]) -> str:
+    return "".join(
+        f"<tr><th style='text-align:left;padding:1px 8px 1px 0'>{html.escape(str(k))}</th>"
+        f"<td style='text-align:left'>{_esc(v)}</td></tr>"
+        for k, v in values.items()
+    )
 
 
 @dataclass(frozen=True)
@@ -128,6 +194,37 @@ class RunResult:
                     **({"local_lm": self.local_lm} if self.local_lm else {}),
                 }
             ),
+        )
+
+    def summary_line(self) -> str:
+        """``status · latency · backend · usage``: the one-line header of every display."""
+        parts = [self.status, f"{self.latency_ms:.1f} ms", self.backend, usage_line(self.usage)]
+        return " · ".join(p for p in parts if p)
+
+    def _repr_html_(self) -> str:
+        """The outputs first, then the trace (collapsed): one row per module."""
+        title = html.escape(self.program or "run")
+        error = f"<div style='color:#b00020'>error: {_esc(self.error)}</div>" if self.error else ""
+        trace = "".join(
+            f"<tr><td>{html.escape(e.name)}</td><td>{html.escape(e.kind)}</td>"
+            f"<td>{e.latency_ms:.1f} ms</td>"
+            f"<td title='{html.escape(usage_detail(e.usage))}'>{html.escape(usage_line(e.usage))}</td>"
+            f"<td>{html.escape(', '.join(f'{k}@v{v}' for k, v in e.versions.items()))}</td>"
+            f"<td>{_esc(e.outputs)}</td></tr>"
+            for e in self.trace
+        )
+        head = "".join(
+            f"<th style='text-align:left'>{h}</th>"
+            for h in ("module", "kind", "latency", "LM", "variables", "outputs")
+        )
+        n = len(self.trace)
+        return (
+            f"<div class='dspex-run-result'><b>{title}</b> · "
+            f"<span title='{html.escape(usage_detail(self.usage))}'>"
+            f"{html.escape(self.summary_line())}</span>{error}"
+            f"<table>{_rows(self.outputs)}</table>"
+            f"<details><summary>trace ({n} module{'s' if n != 1 else ''})</summary>"
+            f"<table><tr>{head}</tr>{trace}</table></details></div>"
         )
 
     def __repr__(self) -> str:

@@ -43,7 +43,7 @@ export interface IEditOutcome {
 
 export interface IChange {
   /** 'all' re-renders everything; otherwise the context and variable that changed. */
-  scope: 'all' | 'context' | 'variable' | 'runs' | 'edit';
+  scope: 'all' | 'context' | 'variable' | 'runs' | 'tuning' | 'edit';
   context?: string;
   name?: string;
   edit?: IEditOutcome;
@@ -227,6 +227,14 @@ export class KernelLink {
           ctx.runs = [...ctx.runs, msg.run].slice(-MAX_RUNS);
         }
         this._changed.emit({ scope: 'runs', context: msg.context });
+        break;
+      }
+      case 'tuning': {
+        const ctx = this._contexts.get(msg.context);
+        if (ctx) {
+          ctx.tuning = msg.tuning;
+        }
+        this._changed.emit({ scope: 'tuning', context: msg.context });
         break;
       }
       case 'context':

@@ -8,196 +8,14 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { IChange, KernelLink } from './link';
-import { Context, JSONValue, Run, Variable } from './generated/protocol';
+import { controlKind, el, VariableRow } from './controls';
+import { Context, Run, Variable } from './generated/protocol';
+import { renderRun, renderTuning } from './runs';
 
 const RUNS_SHOWN = 10;
-let choiceLists = 0;
 
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className?: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
-
-/** The text a person edits for a value; types.parse reads it back. */
-export function formatValue(type: string, value: JSONValue): string {
-  if (typeof value === 'string') {
-    return value;
-  }
-  if (type === 'bool' && typeof value === 'boolean') {
-    return value ? 'true' : 'false';
-  }
-  return JSON.stringify(value);
-}
-
-function formatConstraints(constraints: { [key: string]: JSONValue }): string {
-  return Object.entries(constraints)
-    .map(([key, value]) => `${key}=${JSON.stringify(value)}`)
-    .join(', ');
-}
-
-function asObject(value: JSONValue | undefined): { [key: string]: JSONValue } | null {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
-}
-
-function asNumber(value: JSONValue | undefined): number | null {
-  return typeof value === 'number' && isFinite(value) ? value : null;
-}
-
-function latencyMs(item: { [key: string]: JSONValue }): number | null {
-  const ms = asNumber(item['latency_ms']);
-  if (ms !== null) {
-    return ms;
-  }
-  const s = asNumber(item['latency_s']) ?? asNumber(item['latency']);
-  return s === null ? null : s * 1000;
-}
-
-/** `{name: version}` or `{name: {version, ...}}` (a run trace's `variables`) as `name@vN`. */
-function formatVersions(value: JSONValue | undefined): string {
-  const obj = asObject(value);
-  if (!obj) {
-    return '';
-  }
-  return Object.entries(obj)
-    .map(([k, v]) => {
-      const version = asObject(v)?.['version'] ?? v;
-      return `${k}@v${typeof version === 'object' ? JSON.stringify(version) : String(version)}`;
-    })
-    .join(', ');
-}
-
-/** LM usage without the zero counters (a native-only run used no LM). */
-function formatUsage(value: JSONValue | undefined): string {
-  const obj = asObject(value);
-  if (!obj) {
-    return '';
-  }
-  const used = Object.entries(obj).filter(([, v]) => v !== null && v !== 0);
-  return used.map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', ');
-}
-
-class VariableRow {
-  readonly node = el('div', 'dspex-variable');
-  readonly input = el('input', 'dspex-value');
-  private _version = el('span', 'dspex-version');
-  private _type = el('span', 'dspex-type');
-  private _constraints = el('span', 'dspex-constraints');
-  private _lock = el('span', 'dspex-lock');
-  private _source = el('span', 'dspex-source');
-  private _error = el('div', 'dspex-error');
-  private _dirty = false;
-  private _pending: string | null = null;
-  variable: Variable;
-
-  constructor(
-    private readonly _link: KernelLink,
-    private readonly _contextId: string,
-    variable: Variable
-  ) {
-    this.variable = variable;
-    this.node.dataset.name = variable.name;
-    const head = el('div', 'dspex-variable-head');
-    head.append(el('span', 'dspex-name', variable.name), this._type, this._version, this._lock);
-    const info = el('div', 'dspex-variable-info');
-    info.append(this._constraints, this._source);
-    this.input.type = 'text';
-    this.input.spellcheck = false;
-    this.input.title = 'Edit and press Enter; Escape reverts';
-    this.input.setAttribute('aria-label', `value of ${variable.name}`);
-    this._error.setAttribute('role', 'alert');
-    this._error.hidden = true;
-    this.node.append(head, this.input, this._error, info);
-    const choices = variable.constraints['choices'];
-    if (Array.isArray(choices)) {
-      // suggestions for choice-like variables; the kernel still validates the text
-      const list = el('datalist');
-      list.id = `dspex-choices-${++choiceLists}`;
-      for (const choice of choices) {
-        const option = el('option');
-        option.value = formatValue(variable.type, choice);
-        list.append(option);
-      }
-      this.input.setAttribute('list', list.id);
-      this.node.append(list);
-    }
-    this.input.addEventListener('input', () => {
-      this._dirty = true;
-    });
-    this.input.addEventListener('keydown', (event: KeyboardEvent) => {
-      if (event.key === 'Enter') {
-        event.preventDefault();
-        this.commit();
-      } else if (event.key === 'Escape') {
-        event.preventDefault();
-        this._dirty = false;
-        this.update(this.variable, true);
-      }
-    });
-    this.input.addEventListener('change', () => this.commit());
-    this.update(variable, true);
-  }
-
-  commit(): void {
-    if (!this._dirty || this._pending !== null) {
-      return;
-    }
-    this._dirty = false;
-    this.node.classList.add('dspex-pending');
-    this._pending = this._link.edit(this._contextId, this.variable.name, this.input.value);
-  }
-
-  /** Show a record; the input keeps what the person is typing unless forced. */
-  update(variable: Variable, force = false): void {
-    if (!force && variable.version < this.variable.version) {
-      return;
-    }
-    this.variable = variable;
-    this.node.dataset.version = String(variable.version);
-    this._version.textContent = `v${variable.version}`;
-    this._type.textContent = variable.type;
-    const constraints = formatConstraints(variable.constraints);
-    this._constraints.textContent = constraints ? `constraints: ${constraints}` : 'no constraints';
-    this._lock.textContent = variable.lock ? `locked by ${variable.lock}` : '';
-    this._lock.title = variable.lock ? `locked by ${variable.lock}` : 'not locked';
-    this.node.classList.toggle('dspex-locked', variable.lock !== null);
-    this.input.disabled = variable.lock !== null;
-    this._source.textContent = `set by ${variable.source}`;
-    this._source.dataset.source = variable.source;
-    const typing = document.activeElement === this.input && this._dirty;
-    if (force || !typing) {
-      this.input.value = formatValue(variable.type, variable.value);
-      this.input.dataset.value = this.input.value;
-    }
-  }
-
-  /** The kernel's answer to our edit: accept it, or show why not and snap back. */
-  editDone(ok: boolean, error: string | null, variable: Variable | null): void {
-    this._pending = null;
-    this.node.classList.remove('dspex-pending');
-    if (ok) {
-      this._error.hidden = true;
-      this._error.textContent = '';
-      this.node.classList.remove('dspex-invalid');
-    } else {
-      this._error.hidden = false;
-      this._error.textContent = error ?? 'the kernel refused this value';
-      this.node.classList.add('dspex-invalid');
-    }
-    this._dirty = false;
-    if (variable) {
-      this.update(variable, true);
-    }
-  }
+function sameConstraints(a: Variable, b: Variable): boolean {
+  return a.type === b.type && JSON.stringify(a.constraints) === JSON.stringify(b.constraints);
 }
 
 class ContextView {
@@ -206,6 +24,7 @@ class ContextView {
   private _meta = el('dl', 'dspex-meta');
   private _tbody = el('div', 'dspex-variables');
   private _runs = el('ol', 'dspex-runs');
+  private _tuning = el('div', 'dspex-tuning');
   private _rows = new Map<string, VariableRow>();
 
   constructor(
@@ -214,7 +33,16 @@ class ContextView {
   ) {
     this.node.dataset.contextId = id;
     const runsTitle = el('h4', 'dspex-runs-title', 'Recent runs');
-    this.node.append(this._header, this._meta, el('h4', undefined, 'Variables'), this._tbody, runsTitle, this._runs);
+    this._tuning.hidden = true;
+    this.node.append(
+      this._header,
+      this._meta,
+      this._tuning,
+      el('h4', undefined, 'Variables'),
+      this._tbody,
+      runsTitle,
+      this._runs
+    );
   }
 
   row(name: string): VariableRow | undefined {
@@ -235,6 +63,11 @@ class ContextView {
     }
     this.renderVariables(ctx);
     this.renderRuns(ctx.runs);
+    this.renderTuning(ctx);
+  }
+
+  renderTuning(ctx: Context): void {
+    renderTuning(this._tuning, ctx.tuning);
   }
 
   renderVariables(ctx: Context): void {
@@ -248,6 +81,10 @@ class ContextView {
     let previous: HTMLElement | null = null;
     for (const variable of ctx.variables) {
       let row = this._rows.get(variable.name);
+      if (row && (row.kind !== controlKind(variable) || !sameConstraints(row.variable, variable))) {
+        row.node.remove(); // redefined: its control kind, bounds or choices may differ
+        row = undefined;
+      }
       if (!row) {
         row = new VariableRow(this._link, this.id, variable);
         this._rows.set(variable.name, row);
@@ -280,62 +117,7 @@ class ContextView {
       return;
     }
     for (const run of recent) {
-      const item = el('li', 'dspex-run');
-      const title = String(run['program'] ?? run['name'] ?? 'run');
-      const parts = [title];
-      const started = asNumber(run['started_at']);
-      if (started !== null) {
-        parts.push(new Date(started * 1000).toLocaleTimeString());
-      }
-      const total = latencyMs(run);
-      if (total !== null) {
-        parts.push(`${total.toFixed(1)} ms`);
-      }
-      if (typeof run['status'] === 'string') {
-        parts.push(run['status']);
-      }
-      if (typeof run['backend'] === 'string') {
-        parts.push(run['backend']);
-      }
-      const usage = formatUsage(run['lm_usage'] ?? run['usage']);
-      parts.push(usage ? `LM ${usage}` : 'no LM calls');
-      item.append(el('div', 'dspex-run-title', parts.join(' · ')));
-      if (typeof run['error'] === 'string' && run['error']) {
-        item.append(el('div', 'dspex-error', run['error']));
-      }
-      const versions = formatVersions(run['variable_versions'] ?? run['variables']);
-      if (versions) {
-        item.append(el('div', 'dspex-run-versions', `variables: ${versions}`));
-      }
-      const modules = run['modules'] ?? run['trace'];
-      if (Array.isArray(modules)) {
-        const list = el('ul', 'dspex-run-modules');
-        for (const entry of modules) {
-          const module = asObject(entry);
-          if (!module) {
-            continue;
-          }
-          const bits = [String(module['name'] ?? module['module'] ?? '?')];
-          if (module['kind'] !== undefined) {
-            bits.push(`(${String(module['kind'])})`);
-          }
-          const ms = latencyMs(module);
-          if (ms !== null) {
-            bits.push(`${ms.toFixed(1)} ms`);
-          }
-          const lm = formatUsage(module['lm_usage'] ?? module['usage']);
-          if (lm) {
-            bits.push(`LM ${lm}`);
-          }
-          const used = formatVersions(module['variable_versions'] ?? module['variables']);
-          if (used) {
-            bits.push(`uses ${used}`);
-          }
-          list.append(el('li', undefined, bits.join(' ')));
-        }
-        item.append(list);
-      }
-      this._runs.append(item);
+      this._runs.append(renderRun(run));
     }
   }
 }
@@ -410,6 +192,8 @@ export class DSPexPanel extends Widget {
       view.renderVariables(ctx);
     } else if (change.scope === 'runs' && ctx && view) {
       view.renderRuns(ctx.runs);
+    } else if (change.scope === 'tuning' && ctx && view) {
+      view.renderTuning(ctx);
     } else if (change.scope === 'edit') {
       if (ctx && view) {
         view.renderVariables(ctx);

@@ -75,8 +75,17 @@ class LabServer:
         (notification / "notification.jupyterlab-settings").write_text(
             '{"fetchNews": "false", "checkForUpdates": false}'
         )
+        # serve the extension built from this tree (first on JUPYTER_PATH), whichever
+        # tree the virtual environment's share/jupyter/labextensions link points at
+        data = root / ".lab" / "data" / "labextensions"
+        data.mkdir(parents=True, exist_ok=True)
+        (data / "dspex-jupyter").symlink_to(ROOT / "dspex_jupyter" / "labextension")
         env = dict(os.environ)
         env.update(
+            JUPYTER_PATH=os.pathsep.join(
+                p for p in (str(root / ".lab" / "data"), env.get("JUPYTER_PATH")) if p
+            ),
+            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
             JUPYTER_RUNTIME_DIR=str(root / ".lab" / "runtime"),
             JUPYTER_CONFIG_DIR=str(root / ".lab" / "config"),
             LITELLM_LOCAL_MODEL_COST_MAP="True",

@@ -121,6 +121,7 @@ def test_panel_follows_edits_and_widgets(page: Page, lab, notebook: str) -> None
     expect(row.locator(".dspex-version")).to_have_text("v1")
     expect(row.locator(".dspex-lock")).to_have_text("")
     expect(row.locator(".dspex-constraints")).to_have_text("constraints: min=0, max=2")
+    expect(row).to_have_attribute("data-kind", "slider")  # a bounded number: a slider
     expect(page.locator(f"{PANEL} .dspex-backend")).to_have_text("local")
     expect(page.locator(f"{PANEL} .dspex-context-header")).to_contain_text("default")
     session = page.locator(f"{PANEL} .dspex-session").inner_text()
@@ -166,6 +167,20 @@ def test_panel_follows_edits_and_widgets(page: Page, lab, notebook: str) -> None
     expect(readout).to_have_text(number("0.9"), timeout=WAIT)
     assert kernel_state(page) == (0.9, 3)
 
+    # the panel's own slider: the End key moves it to its maximum, one edit
+    panel_slider = row.locator("input.dspex-slider")
+    expect(panel_slider).to_have_value("0.9")
+    panel_slider.focus()
+    panel_slider.press("End")
+    expect(row).to_have_attribute("data-version", "4", timeout=WAIT)
+    expect(value).to_have_value("2")
+    expect(readout).to_have_text(number("2"), timeout=WAIT)
+    assert kernel_state(page) == (2.0, 4)
+    panel_slider.press("Home")
+    expect(row).to_have_attribute("data-version", "5", timeout=WAIT)
+    expect(value).to_have_value("0")
+    expect(readout).to_have_text(number("0"), timeout=WAIT)
+
     # drag the slider to its right end: the kernel's variable changes, the panel follows
     handle = slider.locator(".noUi-handle")
     track = slider.locator(".noUi-base")
@@ -180,7 +195,7 @@ def test_panel_follows_edits_and_widgets(page: Page, lab, notebook: str) -> None
     expect(readout).to_have_text(number("2"), timeout=WAIT)
     expect(value).to_have_value("2", timeout=WAIT)
     version = int(row.get_attribute("data-version") or 0)
-    assert version >= 4
+    assert version >= 6
     expect(row.locator(".dspex-source")).to_have_attribute("data-source", "widget")
     kernel_value, kernel_version = kernel_state(page)
     assert kernel_value == 2.0 and kernel_version == version
@@ -267,14 +282,21 @@ def test_panel_shows_runs_with_variable_versions(page: Page, lab) -> None:
     runs = page.locator(f"{PANEL} .dspex-run")
     expect(runs).to_have_count(1, timeout=WAIT)
     expect(runs.first.locator(".dspex-run-title")).to_contain_text("triage")
-    expect(runs.first.locator(".dspex-run-title")).to_contain_text("no LM calls")
+    # a native-only run used no LM: no usage line at all (zero fields are hidden)
+    expect(runs.first.locator(".dspex-usage")).to_have_count(0)
+    expect(runs.first.locator(".dspex-run-title")).not_to_contain_text("tok")
+    expect(runs.first.locator(".dspex-run-inputs")).to_contain_text(
+        "question: What is the capital of France?"
+    )
+    expect(runs.first.locator(".dspex-run-outputs")).to_contain_text("category")
     expect(runs.first.locator(".dspex-run-modules")).to_contain_text("QueryClassifier (native)")
     expect(runs.first.locator(".dspex-run-modules")).to_contain_text("uses model@v1")
 
     # a widget changes the variable; the next run reads (and records) the new version
     dropdown.select_option("large")
     expect(model).to_have_attribute("data-version", "2", timeout=WAIT)
-    expect(model.locator("input.dspex-value")).to_have_value("large")
+    expect(model).to_have_attribute("data-kind", "dropdown")
+    expect(model.locator("select.dspex-value")).to_have_value("large")
     expect(model.locator(".dspex-source")).to_have_attribute("data-source", "widget")
     run_cell(page, 2)
     expect(runs).to_have_count(2, timeout=WAIT)

@@ -80,6 +80,8 @@ class KernelSession:
         self._comm_queues: dict[str, queue.Queue] = {}
         self._closed_comms: set[str] = set()
         self._replies: dict[str, queue.Queue] = {}
+        #: every display_data / update_display_data the kernel published, in order
+        self.displays: list[dict] = []
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_iopub, daemon=True)
         self._reader.start()
@@ -94,6 +96,9 @@ class KernelSession:
                 return
             kind = msg["header"]["msg_type"]
             content = msg["content"]
+            if kind in ("display_data", "update_display_data"):
+                with self._lock:
+                    self.displays.append({"msg_type": kind, **content})
             if kind == "comm_msg":
                 with self._lock:
                     q = self._comm_queues.get(content["comm_id"])
@@ -119,6 +124,17 @@ class KernelSession:
                 f"cell failed: {content.get('ename')}: {content.get('evalue')}\n{code}"
             )
         return content
+
+    def execute_error(self, code: str, timeout: float = TIMEOUT) -> dict:
+        """Run ``code``, which must fail; the error reply (ename, evalue, traceback)."""
+        msg_id = self.kc.execute(code)
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        assert reply["content"]["status"] == "error", f"expected an error from:\n{code}"
+        return reply["content"]
 
     def evaluate(self, expression: str, timeout: float = TIMEOUT) -> Any:
         """The JSON value of ``expression`` in the kernel (via user_expressions)."""

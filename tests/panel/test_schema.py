@@ -131,6 +131,10 @@ def test_every_message_the_kernel_sends_matches_the_schema() -> None:
         assert sync(ctx)  # registered before it goes
         ctx.delete("style")
         ctx.record_run({"program": "qa", "latency_ms": float("nan"), "modules": [(1, 2)]})
+        usage = {"prompt_tokens": 120, "completion_tokens": 26, "total_tokens": 146, "calls": 1}
+        ctx.record_run({"program": "qa", "usage": usage, "trace": [{"usage": usage}, 3]})
+        # what the Tuner writes for a trial (tuning/tuner.py): a tuning message
+        ctx.update_many({"temperature": 0.5}, metadata={"trial": 0}, source="tuner")
         assert sync(ctx)
         comm.request(
             {"type": "edit", "request_id": "r1", "context": cid, "name": "vec", "text": "[1, 2]"}
@@ -154,5 +158,17 @@ def test_every_message_the_kernel_sends_matches_the_schema() -> None:
     assert [m["seq"] for m in comm.sent] == list(range(1, len(comm.sent) + 1))
     results = {m["request_id"]: m for m in comm.sent if m["type"] == "edit_result"}
     assert results["r1"]["ok"] and results["r1"]["variable"]["value"] == [1.0, 2.0]
-    assert not results["r2"]["ok"] and results["r2"]["variable"]["value"] == 1.25
+    assert not results["r2"]["ok"] and results["r2"]["variable"]["value"] == 0.5
     assert not results["r3"]["ok"] and results["r3"]["variable"] is None
+    runs = [m["run"] for m in comm.sent if m["type"] == "run"]
+    assert "usage_text" not in runs[0]
+    assert runs[1]["usage_text"] == "146 tok" and runs[1]["trace"][0]["usage_text"] == "146 tok"
+    assert runs[1]["usage_detail"].splitlines()[0] == "prompt: 120"
+    (tuning,) = [m["tuning"] for m in comm.sent if m["type"] == "tuning"]
+    assert tuning == {
+        "state": "running",
+        "study": None,
+        "trial": 0,
+        "best_score": None,
+        "variables": ["temperature"],
+    }
