@@ -421,6 +421,7 @@ def execute_module_request(
     timeout: float = 300.0,
     overrides: Mapping[str, Any] | None = None,
     check_override: Callable[[str, Any], Any] | None = None,
+    on_cancel: Callable[[Callable[[], None]], bool] | None = None,
 ) -> dict[str, Any]:
     """The server side of one ``ExecuteModule`` call: check, resolve bindings, run in the pool.
 
@@ -429,7 +430,8 @@ def execute_module_request(
     ``overrides`` (variable -> value, this call only) are validated first by
     ``check_override(name, value) -> clean value`` (the session's type and
     constraints; it raises ``ValidationError``/``VariableNotFound``) and never
-    written anywhere.
+    written anywhere. ``on_cancel`` (the gRPC context's ``add_callback``) lets
+    the pool drop the run when the caller cancels its call.
     """
     if overrides is not None and not isinstance(overrides, Mapping):
         raise ValidationError(f"overrides must be a mapping, got {overrides!r}")
@@ -445,7 +447,9 @@ def execute_module_request(
         )
     bound, used = resolve_bindings(bindings or {}, lookup, clean)
     lm_config, loaded = _default_lm(pool, lm_config, bound)
-    result = pool.execute(module_spec, inputs, bound, lm_config, timeout=timeout)
+    result = pool.execute(
+        module_spec, inputs, bound, lm_config, timeout=timeout, on_cancel=on_cancel
+    )
     result["variables"] = used
     if loaded:  # reported once, by the run that loaded the embedded model
         result["local_lm"] = pool.local_lm.info()
