@@ -13,7 +13,10 @@
    evaluation with the same overrides. Goal: <= 5 ms per trial more.
 
 Rounds are interleaved so a noisy neighbour slows both cases alike; medians
-and p99 over rounds are printed.
+and p99 over rounds are printed. For the evaluation, the CPU time per example
+of each process (this kernel, the bridge server, its workers, the LM server) is
+printed too: on a machine with few cores the bridged path is CPU-bound, and
+this says which hop costs what (Linux only; read from ``/proc``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,47 @@ def _line(name: str, values: list[float], unit: str = "ms", scale: float = 1000)
         f"  {name:<22} median {statistics.median(values) * scale:8.1f} {unit}"
         f"   p99 {p99(values) * scale:8.1f} {unit}"
     )
+
+
+def _processes() -> dict[int, str]:
+    """This process and its descendants: ``{pid: short command}`` (empty without /proc)."""
+    if not Path("/proc/self/stat").exists():
+        return {}
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, todo = {}, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        found[pid] = (
+            "kernel" if pid == os.getpid()
+            else "bridge server" if " serve " in cmd
+            else "worker" if "worker_main" in cmd
+            else "LM server" if "lm_server" in cmd
+            else cmd[:40]
+        )  # fmt: skip
+        todo += [child for child, parent in parents.items() if parent == pid]
+    return found
+
+
+def _cpu_s(pids: dict[int, str]) -> dict[int, float]:
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
 
 
 def _verdict(value: float, goal: float) -> str:
@@ -90,9 +134,15 @@ def bench_evaluate() -> None:
         try:
             ours(), theirs()  # warm up: bridge, workers, connections
             samples: dict[str, list[float]] = {"Program.evaluate": [], "dspy.Evaluate": []}
+            procs = _processes()
+            cpu: dict[str, dict[int, float]] = {"Program.evaluate": {}, "dspy.Evaluate": {}}
             for _ in range(ROUNDS):
-                samples["Program.evaluate"].append(ours())
-                samples["dspy.Evaluate"].append(theirs())
+                for name, case in (("Program.evaluate", ours), ("dspy.Evaluate", theirs)):
+                    before = _cpu_s(procs)
+                    samples[name].append(case())
+                    for pid, seconds in _cpu_s(procs).items():
+                        spent = seconds - before.get(pid, seconds)
+                        cpu[name][pid] = cpu[name].get(pid, 0.0) + spent
         finally:
             ctx.stop()
     ideal = N * LATENCY / THREADS
@@ -102,6 +152,16 @@ def bench_evaluate() -> None:
     )
     for name, values in samples.items():
         _line(name, values)
+    for name, spent in cpu.items():
+        per_role: dict[str, float] = {}
+        for pid, seconds in spent.items():
+            per_role[procs[pid]] = per_role.get(procs[pid], 0.0) + seconds
+        parts = ", ".join(
+            f"{role} {seconds * 1000 / (N * ROUNDS):.2f}"
+            for role, seconds in sorted(per_role.items())
+            if seconds > 0
+        )
+        print(f"  CPU ms/example, {name}: {parts}")
     mine, ref = (statistics.median(v) for v in samples.values())
     print(
         f"  ratio Program.evaluate / ideal: {mine / ideal:.2f}x (goal <= 1.3x: "

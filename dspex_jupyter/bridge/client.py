@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from ..errors import BridgeUnavailable, ValidationError
+from ..errors import BridgeUnavailable, ModuleExecutionError, ValidationError
 from ._proto import dspex_bridge_pb2_grpc as pb_grpc
 from .config import CONNECT_TIMEOUT_S
 from .errors import error_from_rpc
@@ -102,12 +102,17 @@ class BridgeClient:
         request: Any,
         timeout: float = CALL_TIMEOUT_S,
         extra_metadata: tuple[tuple[str, str], ...] = (),
+        scope: Any = None,
     ) -> Any:
         """Call a unary RPC; failures become the matching ``dspex_jupyter.errors`` class.
 
         If the connection is not up (the server crashed or is restarting), the call
         first waits up to ``RECONNECT_WAIT_S`` for it to come back, then fails with
         ``BridgeUnavailable`` instead of hanging for the whole call timeout.
+
+        With a ``scope`` (a :class:`~.cancel.CancelScope`), the call is made as a
+        gRPC future registered with it: cancelling the scope cancels the call
+        (the server sees it at once) and this raises ``ModuleExecutionError``.
         """
         if self._state is not grpc.ChannelConnectivity.READY:
             try:
@@ -119,8 +124,20 @@ class BridgeClient:
                 ) from None
         try:
             metadata = self.metadata + extra_metadata if extra_metadata else self.metadata
-            return getattr(self.stub, method)(request, metadata=metadata, timeout=timeout)
+            stub = getattr(self.stub, method)
+            if scope is None:
+                return stub(request, metadata=metadata, timeout=timeout)
+            future = stub.future(request, metadata=metadata, timeout=timeout)
+            scope.track(future)
+            try:
+                return future.result()
+            finally:
+                scope.untrack(future)
+        except grpc.FutureCancelledError:
+            raise ModuleExecutionError(f"{method} was cancelled") from None
         except grpc.RpcError as err:
+            if scope is not None and scope.cancelled and err.code() == grpc.StatusCode.CANCELLED:
+                raise ModuleExecutionError(f"{method} was cancelled") from None
             raise error_from_rpc(err, method) from None
 
     def close(self) -> None:

@@ -3,9 +3,10 @@
 Layering: the bridge server owns sessions and a :class:`~.workers.WorkerPool`;
 the pool's worker processes call :func:`run_module` (the only code here that
 imports DSPy). Nothing in this module touches global ``dspy.configure`` state:
-every run builds its own ``dspy.LM(..., cache=False)`` and runs inside
-``dspy.context(lm=...)``, which is thread-local, so concurrent runs in one
-worker never see each other's model or temperature.
+every run gets the ``dspy.LM(..., cache=False)`` of its own configuration
+(one per distinct model/temperature/endpoint, kept alive for its connections)
+and runs inside ``dspy.context(lm=...)``, which is thread-local, so concurrent
+runs in one worker never see each other's model or temperature.
 
 The seam for the gRPC server
 ----------------------------
@@ -53,6 +54,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -96,7 +98,25 @@ def scrub(text: str, lm_config: Mapping[str, Any] | None) -> str:
 
 
 def check_module_spec(module_spec: Any) -> Any:
-    """Rebuild and check a bridged module spec without DSPy; ``ProgramError`` if bad."""
+    """Rebuild and check a bridged module spec without DSPy; ``ProgramError`` if bad.
+
+    The server and the worker both check every run's spec, and an evaluation
+    sends the same spec hundreds of times: a checked spec is kept by its
+    canonical JSON (modules are immutable), so a repeat costs one ``dumps``.
+    """
+    try:
+        key = json.dumps(module_spec, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
+        return _check_module_spec(module_spec)  # not JSON: let the check name the problem
+    return _checked_module(key)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_module(key: str) -> Any:
+    return _check_module_spec(json.loads(key))
+
+
+def _check_module_spec(module_spec: Any) -> Any:
     module = module_from_dict(module_spec)
     if module.kind != "bridged":
         raise ProgramError(f"{module.type_name} is a {module.kind} module; it runs in the kernel")
@@ -276,6 +296,21 @@ def _build_cached(
     raise ProgramError(f"no DSPy implementation for module type {type_name!r}")
 
 
+@functools.lru_cache(maxsize=32)
+def _lm(model: str, kwargs_json: str) -> Any:
+    """One ``dspy.LM`` per configuration, shared by the runs that use it.
+
+    A fresh LM per run opened a new HTTP connection per run (a TCP handshake in
+    the worker and a new handler thread in the LM server); a shared one keeps
+    its connections alive, as ``dspy.Evaluate`` does with its one LM. Sharing is
+    safe: ``cache=False`` and ``disable_history`` leave an LM no per-call state,
+    and usage is tracked per run by ``dspy.track_usage``.
+    """
+    import dspy
+
+    return dspy.LM(model, cache=False, **json.loads(kwargs_json))
+
+
 def _usage(tracker: Any) -> dict[str, Any]:
     total = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0}
     for entries in tracker.usage_data.values():
@@ -325,7 +360,7 @@ def run_module(
         adapter["adapter"] = constrained_json_adapter()
     try:
         program = _build(module, bound)
-        lm = dspy.LM(model, cache=False, **kwargs)
+        lm = _lm(model, json.dumps(kwargs, sort_keys=True))
     except DSPexError:
         raise
     except Exception as exc:
@@ -386,6 +421,7 @@ def execute_module_request(
     timeout: float = 300.0,
     overrides: Mapping[str, Any] | None = None,
     check_override: Callable[[str, Any], Any] | None = None,
+    on_cancel: Callable[[Callable[[], None]], bool] | None = None,
 ) -> dict[str, Any]:
     """The server side of one ``ExecuteModule`` call: check, resolve bindings, run in the pool.
 
@@ -394,7 +430,8 @@ def execute_module_request(
     ``overrides`` (variable -> value, this call only) are validated first by
     ``check_override(name, value) -> clean value`` (the session's type and
     constraints; it raises ``ValidationError``/``VariableNotFound``) and never
-    written anywhere.
+    written anywhere. ``on_cancel`` (the gRPC context's ``add_callback``) lets
+    the pool drop the run when the caller cancels its call.
     """
     if overrides is not None and not isinstance(overrides, Mapping):
         raise ValidationError(f"overrides must be a mapping, got {overrides!r}")
@@ -410,7 +447,9 @@ def execute_module_request(
         )
     bound, used = resolve_bindings(bindings or {}, lookup, clean)
     lm_config, loaded = _default_lm(pool, lm_config, bound)
-    result = pool.execute(module_spec, inputs, bound, lm_config, timeout=timeout)
+    result = pool.execute(
+        module_spec, inputs, bound, lm_config, timeout=timeout, on_cancel=on_cancel
+    )
     result["variables"] = used
     if loaded:  # reported once, by the run that loaded the embedded model
         result["local_lm"] = pool.local_lm.info()

@@ -27,6 +27,7 @@ from ..variables.record import Variable
 from ..variables.types import check_name, normalize_type
 from . import convert
 from ._proto import dspex_bridge_pb2 as pb
+from .cancel import current_scope
 from .state_production import Lease, ProductionCalls
 from .state_stream import SYNC_TIMEOUT_S, WRITE_DELIVERY_TIMEOUT_S, WatchedCache
 
@@ -282,7 +283,9 @@ class BridgedState(WatchedCache, ProductionCalls, StateProvider):
         call only; the server validates them and never writes them.
 
         The LM configuration (API key included) travels with this call only; the
-        server never stores it.
+        server never stores it. Made inside a :class:`~.cancel.CancelScope`
+        (``with scope.active():``), the call is cancelled with the scope: the
+        server then drops the run from its worker pool.
         """
         if not isinstance(bindings, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in bindings.items()
@@ -300,7 +303,9 @@ class BridgedState(WatchedCache, ProductionCalls, StateProvider):
             timeout_s=float(timeout_s),
             overrides_json=_map_json(c, overrides, "overrides") if overrides else "",
         )
-        reply = self.client.call("ExecuteModule", request, timeout=timeout_s + 30)
+        reply = self.client.call(
+            "ExecuteModule", request, timeout=timeout_s + 30, scope=current_scope()
+        )
         return c.loads(reply.result_json, "module result")
 
     # ------------------------------------------------------------------ lifecycle

@@ -18,10 +18,21 @@ and a replacement starts; the pool survives.
 Protocol (one JSON object per line):
 
 * pool -> worker: ``{"op": "run", "id": N, "module": {...}, "inputs": {...},
-  "bound": {...}, "lm": {...}}`` and ``{"op": "exit"}``.
+  "bound": {...}, "lm": {...}}``, ``{"op": "cancel", "id": N}`` and ``{"op": "exit"}``.
 * worker -> pool: ``{"op": "ready", "pid": P, "warm_s": S}`` once DSPy is
   imported, then ``{"op": "result", "id": N, "ok": true, "result": {...}}`` or
-  ``{"op": "result", "id": N, "ok": false, "error": {"type": ..., "message": ...}}``.
+  ``{"op": "result", "id": N, "ok": false, "error": {"type": ..., "message": ...}}``
+  (with ``"cancelled": true`` for a run cancelled before it finished).
+
+Cancelling a run (:meth:`WorkerPool.cancel`, used when the kernel cancels its
+``ExecuteModule`` call or a run times out): the pool drops the run at once (its
+future fails, it no longer counts as in flight) and tells the worker. A run the
+worker has not started yet never starts. A run already inside DSPy cannot be
+stopped from outside its thread (Python threads cannot be interrupted, and a
+blocking HTTP read to the LM has no cancel hook), so it is *abandoned*: its
+thread finishes the LM call it is in, and its result is discarded. Until then
+the pool lists it under ``abandoned`` (not ``inflight``); it holds one of the
+worker's threads, and an LM call ends at the latest at the LM's own timeout.
 """
 
 from __future__ import annotations
@@ -34,8 +45,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
-from concurrent.futures import Future
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
@@ -43,16 +54,14 @@ from typing import Any
 from .. import errors as _errors
 from ..errors import BridgeUnavailable, ModuleExecutionError
 from .local_lm import LocalLMHost
+from .worker_process import ERROR_TYPES as _ERROR_TYPES
+from .worker_process import worker_main
 
 __all__ = ["WorkerPool", "worker_main"]
 
 log = logging.getLogger("dspex_jupyter.bridge.workers")
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-_ERROR_TYPES = {  # the error types a worker reply may name, most specific first
-    name: getattr(_errors, name)
-    for name in ("ProgramError", "ValidationError", "LocalLMUnavailable", "ModuleExecutionError")
-}
 _MAX_EARLY_DEATHS = 3  # workers dying before they are ready, in a row, before the pool gives up
 
 
@@ -69,6 +78,8 @@ class _Worker:
         self.warm_s: float | None = None
         self.started_at = time.time()
         self.pending: dict[int, Future] = {}
+        #: runs cancelled while in the worker, whose (discarded) result has not come back yet
+        self.abandoned: set[int] = set()
         self.lock = threading.Lock()
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         env = dict(os.environ)
@@ -82,7 +93,7 @@ class _Worker:
             [
                 pool.python,
                 "-c",
-                "from dspex_jupyter.bridge.workers import worker_main; worker_main()",
+                "from dspex_jupyter.bridge.worker_process import worker_main; worker_main()",
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -138,6 +149,8 @@ class _Worker:
                 elif message.get("op") == "result":
                     with self.lock:
                         future = self.pending.pop(message.get("id"), None)
+                        if future is None:
+                            self.abandoned.discard(message.get("id"))
                     if future is not None and not future.done():
                         future.set_result(message)
         finally:
@@ -148,6 +161,7 @@ class _Worker:
         with self.lock:
             self.dead = True
             pending, self.pending = self.pending, {}
+            self.abandoned.clear()
         time.sleep(0.05)  # let the stderr reader catch the last lines
         tail = " | ".join(list(self.stderr_tail)[-3:])
         if pending:
@@ -282,13 +296,28 @@ class WorkerPool:
 
     @property
     def workers(self) -> list[dict[str, Any]]:
-        """``[{"pid", "ready", "inflight", "warm_s"}]`` for diagnostics and tests."""
+        """``[{"pid", "ready", "inflight", "abandoned", "warm_s"}]`` for diagnostics and tests.
+
+        ``inflight``: runs someone waits for; ``abandoned``: cancelled runs whose
+        thread is still finishing an LM call (see the module docstring).
+        """
         with self._lock:
             workers = list(self._workers)
         return [
-            {"pid": w.pid, "ready": w.ready.is_set(), "inflight": w.inflight, "warm_s": w.warm_s}
+            {
+                "pid": w.pid,
+                "ready": w.ready.is_set(),
+                "inflight": w.inflight,
+                "abandoned": len(w.abandoned),
+                "warm_s": w.warm_s,
+            }
             for w in workers
         ]
+
+    @property
+    def busy(self) -> int:
+        """Runs in flight on all workers (cancelled ones excluded)."""
+        return sum(w["inflight"] for w in self.workers)
 
     def pids(self) -> list[int]:
         return [w["pid"] for w in self.workers]
@@ -341,8 +370,33 @@ class WorkerPool:
                     worker.pending.pop(run_id, None)
                 raise _errors.ProgramError(f"a module run must be JSON-safe data: {exc}") from None
             future.worker_pid = worker.pid  # type: ignore[attr-defined]
+            future.worker = worker  # type: ignore[attr-defined]
+            future.run_id = run_id  # type: ignore[attr-defined]
             return future
         raise ModuleExecutionError("could not reach a live worker process")
+
+    def cancel(self, future: Future, reason: str = "the run was cancelled by its caller") -> bool:
+        """Drop the run of ``future`` (from :meth:`submit`): it fails with
+        ``ModuleExecutionError(reason)`` and the worker is told to abandon it.
+        False if it had already finished."""
+        worker: _Worker | None = getattr(future, "worker", None)
+        run_id: int = getattr(future, "run_id", -1)
+        if worker is None:
+            return False
+        with worker.lock:
+            if worker.pending.pop(run_id, None) is None:
+                return False
+            if not worker.dead:
+                worker.abandoned.add(run_id)
+        try:
+            worker.send({"op": "cancel", "id": run_id})
+        except (BrokenPipeError, OSError):
+            pass  # a dead worker has nothing left to cancel
+        try:
+            future.set_exception(ModuleExecutionError(reason))
+        except InvalidStateError:
+            pass
+        return True
 
     def execute(
         self,
@@ -351,6 +405,7 @@ class WorkerPool:
         bound: Mapping[str, Any],
         lm_config: Mapping[str, Any],
         timeout: float = 300.0,
+        on_cancel: Callable[[Callable[[], None]], bool] | None = None,
     ) -> dict[str, Any]:
         """Run one bridged module in a worker; JSON in, JSON out.
 
@@ -360,13 +415,19 @@ class WorkerPool:
         ``lm_config`` the context's LM configuration. Returns ``outputs``,
         ``usage``, ``latency_ms`` (in the worker), ``total_ms`` (round
         trip), ``lm`` (model, temperature, ... never the key) and ``worker``.
+
+        ``on_cancel(callback)`` registers a callback to run when the caller goes
+        away (the gRPC server passes its context's ``add_callback``; False means
+        it already has): the run is then cancelled (:meth:`cancel`).
         """
         start = time.perf_counter()
         future = self.submit(module_spec, inputs, bound, lm_config)
+        if on_cancel is not None and not on_cancel(lambda: self._caller_gone(future)):
+            self._caller_gone(future)
         try:
             reply = future.result(timeout=timeout)
         except FutureTimeout:
-            future.cancel()
+            self.cancel(future, "the run timed out")
             raise ModuleExecutionError(
                 f"the module did not finish within {timeout:g} s (worker pid "
                 f"{getattr(future, 'worker_pid', '?')})"
@@ -384,79 +445,10 @@ class WorkerPool:
         result["total_ms"] = (time.perf_counter() - start) * 1000
         return result
 
+    def _caller_gone(self, future: Future) -> None:
+        if self.cancel(future):
+            log.info("run %s cancelled by its caller", getattr(future, "run_id", "?"))
+
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("broken" if self._broken else "running")
         return f"<WorkerPool {state} workers={self.workers}>"
-
-
-# ---------------------------------------------------------------------- worker process
-
-
-def worker_main() -> None:
-    """Entry point of a worker process (see the module docstring for the protocol)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    protocol = os.fdopen(os.dup(1), "wb", buffering=0)
-    os.dup2(2, 1)  # stray prints (user code, libraries) go to stderr, not the protocol
-    sys.stdout = sys.stderr
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    write_lock = threading.Lock()
-
-    def send(message: dict[str, Any]) -> None:
-        data = (json.dumps(message, default=str) + "\n").encode()
-        with write_lock:
-            protocol.write(data)
-
-    def warm() -> None:
-        start = time.perf_counter()
-        try:
-            from .execution import prewarm
-
-            prewarm()
-            send({"op": "ready", "pid": os.getpid(), "warm_s": time.perf_counter() - start})
-        except Exception as exc:  # runs will report the real error
-            send({"op": "ready", "pid": os.getpid(), "error": f"{type(exc).__name__}: {exc}"})
-
-    def handle(message: dict[str, Any]) -> None:
-        from .execution import run_module, scrub
-
-        lm = message.get("lm") or {}
-        try:
-            result = run_module(message["module"], message["inputs"], message["bound"], lm)
-            send({"op": "result", "id": message["id"], "ok": True, "result": result})
-        except BaseException as exc:  # every failure becomes a reply, never a dead thread
-            # Our typed errors keep their type; anything else (DSPy, LiteLLM, a tool)
-            # becomes a ModuleExecutionError naming the original exception.
-            kind = next(
-                (name for name, cls in _ERROR_TYPES.items() if isinstance(exc, cls)),
-                "ModuleExecutionError",
-            )
-            text = (
-                str(exc) if isinstance(exc, _errors.DSPexError) else f"{type(exc).__name__}: {exc}"
-            )
-            send(
-                {
-                    "op": "result",
-                    "id": message.get("id"),
-                    "ok": False,
-                    "error": {"type": kind, "message": scrub(text, lm)},
-                }
-            )
-
-    threading.Thread(target=warm, name="dspex-prewarm", daemon=True).start()
-    threads = int(os.environ.get("DSPEX_WORKER_THREADS", "64"))
-    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dspex-run")
-    for raw in sys.stdin.buffer:
-        try:
-            message = json.loads(raw)
-        except ValueError:
-            continue
-        if message.get("op") == "run":
-            executor.submit(handle, message)
-        elif message.get("op") == "exit":
-            break
-    os._exit(0)  # stdin closed: the pool (or the server) is gone
-
-
-if __name__ == "__main__":
-    worker_main()

@@ -8,6 +8,13 @@ registration), then each example is one :func:`~..running.runner.execute_run`
 that records nothing on the context: an evaluation is one result, not 200 runs
 in the history. Native-only programs run in kernel threads on whatever backend
 the context has; they never bridge it and never import DSPy.
+
+Each example runs in its own :class:`~..bridge.cancel.CancelScope`: a
+timed-out example's bridged call is cancelled, and Ctrl-C (or ``max_errors``)
+cancels every call still in flight, so the server drops those runs from its
+worker pool instead of running them to completion. A native module already
+running in a kernel thread cannot be stopped; it finishes on its own and its
+result is dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from ..bridge.cancel import CancelScope
 from ..context import default_context
 from ..errors import ValidationError
 from ..running.runner import check_run, execute_run, resolve_spec, setup_run
@@ -143,8 +151,14 @@ class _Run:
         )
         self.started: dict[int, float] = {}
         self.rows: dict[int, EvalRow] = {}
+        self.scopes: dict[int, CancelScope] = {}
 
     def _one(self, example: Example) -> EvalRow:
+        scope = self.scopes.setdefault(example.index, CancelScope())
+        with scope.active():
+            return self._run_one(example)
+
+    def _run_one(self, example: Example) -> EvalRow:
         self.started[example.index] = time.monotonic()
         p = self.p
         result, error = None, None
@@ -186,6 +200,10 @@ class _Run:
             variables,
             dict(self.overrides),
         )
+
+    def _cancel(self, index: int) -> None:
+        """Cancel example ``index``'s bridged calls (created now if it has not started)."""
+        self.scopes.setdefault(index, CancelScope()).cancel()
 
     def _placeholder(self, example: Example, status: str, error: str) -> EvalRow:
         began = self.started.get(example.index)
@@ -246,6 +264,7 @@ class _Run:
                         began = self.started.get(example.index)
                         if began is not None and now - began > self.timeout_s:
                             live.pop(future)
+                            self._cancel(example.index)
                             finish(
                                 self._placeholder(
                                     example, "timeout", f"timed out after {self.timeout_s} s"
@@ -258,8 +277,13 @@ class _Run:
         except KeyboardInterrupt:
             stopped = "interrupted"
         finally:
-            for future in live:
+            for future, example in live.items():
                 future.cancel()
+                self._cancel(example.index)
+                if future.done() and not future.cancelled() and example.index not in self.rows:
+                    row = future.result()  # finished just as the run stopped: keep it
+                    if row.status == "ok":
+                        self.rows[row.index] = row
             pool.shutdown(wait=False, cancel_futures=True)
             # Every example that started is a row, including one whose future the
             # interrupt caught between ``submit`` and ``live[...] =``.

@@ -70,5 +70,7 @@ class ExecuteMixin(ServicerCore):
             timeout=request.timeout_s or 300.0,
             overrides=C.loads_map(request.overrides_json, "overrides") or {},
             check_override=check,
+            # the kernel cancelled its call (Ctrl-C, a timed-out example): drop the run
+            on_cancel=call.context.add_callback,
         )
         return pb.ExecuteModuleResponse(result_json=C.dumps(result))
