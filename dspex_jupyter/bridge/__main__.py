@@ -55,6 +55,28 @@ def _parser() -> argparse.ArgumentParser:
         "instead of on the first module run",
     )
     serve.add_argument(
+        "--tool",
+        action="append",
+        default=[],
+        metavar="NAME=package.module:function",
+        help="register a ReAct tool clients may name (repeatable; also the entry-point "
+        "group dspex_jupyter.tools); requests naming anything else are refused",
+    )
+    serve.add_argument(
+        "--allow-client-tools",
+        action="store_true",
+        help="let requests name tools by dotted path (private servers: the kernel owns them)",
+    )
+    serve.add_argument(
+        "--allow-client-lm",
+        action="store_true",
+        help="let requests choose the LM api_base/api_key (private servers)",
+    )
+    serve.add_argument("--lm-model", help="the LM module runs use (default: the local LM)")
+    serve.add_argument(
+        "--lm-api-base", help="the LM endpoint module runs use (key: $DSPEX_LM_API_KEY)"
+    )
+    serve.add_argument(
         "--exit-with-parent",
         action="store_true",
         help="exit when stdin reaches EOF or the parent process dies",
@@ -86,6 +108,7 @@ def serve(args: argparse.Namespace) -> int:
     from ..errors import DSPexError
     from .handshake import announce
     from .server import DEFAULT_TTL_S, EVENT_LIMIT, WATCH_QUEUE, BridgeServer
+    from .server.policy import ExecutionPolicy, registered_tools
     from .store import open_store
 
     token = args.token or os.environ.get("DSPEX_BRIDGE_TOKEN")
@@ -101,6 +124,13 @@ def serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     try:
         event_limit = args.event_retain or EVENT_LIMIT
+        policy = ExecutionPolicy(
+            tools=registered_tools(args.tool),
+            allow_client_tools=args.allow_client_tools,
+            allow_client_lm=args.allow_client_lm,
+            lm_model=args.lm_model,
+            lm_api_base=args.lm_api_base,
+        )
         store = open_store(args.store, event_limit)
         server = BridgeServer(
             address,
@@ -110,6 +140,7 @@ def serve(args: argparse.Namespace) -> int:
             event_limit=event_limit,
             watch_queue=args.watch_queue or WATCH_QUEUE,
             workers=args.workers,
+            policy=policy,
         ).start()
         if args.prewarm:
             server.prewarm_workers()

@@ -38,7 +38,7 @@ __all__ = [
     "LEASE_DISCONNECT_GRACE_S",
 ]
 
-RIGHTS = ("read", "write", "observe", "optimize")
+RIGHTS = ("read", "write", "observe", "optimize", "execute")
 #: The key of session-wide rights in ``permissions()``.
 SESSION_SCOPE = "*"
 #: How long a lease outlives the last watch stream of the connection that holds it.

@@ -406,7 +406,7 @@ def test_bad_lock_requests_are_refused_and_change_nothing(states):
 # ---------------------------------------------------------------------- access control
 
 
-ALL = ["observe", "optimize", "read", "write"]
+ALL = ["execute", "observe", "optimize", "read", "write"]
 
 
 def test_without_grants_everyone_with_the_token_has_every_right(states):

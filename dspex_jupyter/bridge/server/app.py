@@ -17,6 +17,7 @@ from .._proto import dspex_bridge_pb2_grpc as pb_grpc
 from ..errors import error_status
 from ..store import Store
 from .core import DEFAULT_TTL_S
+from .policy import ExecutionPolicy
 from .servicer import BridgeServicer
 from .session import CLOSED, EVENT_LIMIT, WATCH_QUEUE
 
@@ -85,6 +86,7 @@ class BridgeServer:
         event_limit: int = EVENT_LIMIT,
         watch_queue: int = WATCH_QUEUE,
         workers: int | None = None,
+        policy: ExecutionPolicy | None = None,
     ) -> None:
         if not token:
             raise E.ValidationError("the bridge server needs a non-empty token")
@@ -97,6 +99,7 @@ class BridgeServer:
             event_limit=event_limit,
             watch_queue=watch_queue,
             workers=workers,
+            policy=policy,
         )
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dspex-rpc"),

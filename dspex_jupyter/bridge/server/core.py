@@ -23,6 +23,7 @@ from .. import convert as C
 from .._proto import dspex_bridge_pb2 as pb
 from ..production import SIGNAL_KINDS, AccessControl, DependencyGraph, Lease
 from ..store import SessionData, Store
+from .policy import ExecutionPolicy
 from .session import (
     EVENT_LIMIT,
     GONE,
@@ -49,8 +50,10 @@ class ServicerCore:
         event_limit: int = EVENT_LIMIT,
         watch_queue: int = WATCH_QUEUE,
         workers: int | None = None,
+        policy: ExecutionPolicy | None = None,
     ) -> None:
         self.store = store
+        self.policy = policy or ExecutionPolicy()
         self.default_ttl_s = default_ttl_s
         self.event_limit = event_limit
         self.watch_queue = watch_queue
