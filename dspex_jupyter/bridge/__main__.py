@@ -1,4 +1,9 @@
-"""``python -m dspex_jupyter.bridge serve --listen ADDRESS --token TOKEN [--store ...]``.
+"""``python -m dspex_jupyter.bridge serve --listen ADDRESS --token TOKEN [--store ...]``
+and ``python -m dspex_jupyter.bridge add-user USERS_FILE NAME [--admin]``.
+
+``serve --users USERS_FILE`` runs a shared server whose principals are the
+users of that file (``add-user`` prints a user's new token as its only
+stdout line and stores only a salted hash of it).
 
 Prints exactly one line ``READY <address>`` on stdout, flushed, once it serves.
 With ``--exit-with-parent`` (what the launcher uses) it also exits when its
@@ -28,6 +33,18 @@ def _parser() -> argparse.ArgumentParser:
         help="HOST:PORT or unix:PATH (default: a Unix socket in a private 0700 directory)",
     )
     serve.add_argument("--token", help="client token (default: $DSPEX_BRIDGE_TOKEN)")
+    serve.add_argument(
+        "--users",
+        metavar="USERS_FILE",
+        help="a shared server: every request is its token's user (see add-user); "
+        "the shared token is then not accepted",
+    )
+    serve.add_argument(
+        "--max-sessions-per-principal",
+        type=int,
+        default=32,
+        help="sessions one user may own on a --users server (default 32)",
+    )
     serve.add_argument("--store", default="memory", help="memory (default) or sqlite:PATH")
     serve.add_argument("--session-ttl", type=float, default=None, help="default session TTL (s)")
     serve.add_argument(
@@ -81,7 +98,24 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit when stdin reaches EOF or the parent process dies",
     )
+    add = sub.add_parser("add-user", help="create or update a user of a users file")
+    add.add_argument("users_file", metavar="USERS_FILE")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--admin", action="store_true", help="may create sessions")
     return parser
+
+
+def add_user(args: argparse.Namespace) -> int:
+    from ..errors import DSPexError
+    from .server.users import add_user as add
+
+    try:
+        token = add(args.users_file, args.name, admin=args.admin)
+    except (DSPexError, OSError) as exc:
+        print(f"dspex bridge: cannot add {args.name!r}: {exc}", file=sys.stderr)
+        return 2
+    print(token, flush=True)
+    return 0
 
 
 def _watch_parent(stop: threading.Event) -> None:
@@ -111,8 +145,8 @@ def serve(args: argparse.Namespace) -> int:
     from .server.policy import ExecutionPolicy, registered_tools
     from .store import open_store
 
-    token = args.token or os.environ.get("DSPEX_BRIDGE_TOKEN")
-    if not token:
+    token = None if args.users else args.token or os.environ.get("DSPEX_BRIDGE_TOKEN")
+    if not token and not args.users:
         token = secrets.token_urlsafe(24)
         print(f"dspex bridge: no --token given; generated token {token}", file=sys.stderr)
     private_dir = None
@@ -141,6 +175,8 @@ def serve(args: argparse.Namespace) -> int:
             watch_queue=args.watch_queue or WATCH_QUEUE,
             workers=args.workers,
             policy=policy,
+            users=args.users,
+            max_sessions_per_principal=args.max_sessions_per_principal,
         ).start()
         if args.prewarm:
             server.prewarm_workers()
@@ -169,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "add-user":
+        return add_user(args)
     return 2  # pragma: no cover
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from .core import DEFAULT_TTL_S
 from .policy import ExecutionPolicy
 from .servicer import BridgeServicer
 from .session import CLOSED, EVENT_LIMIT, WATCH_QUEUE
+from .users import Authenticator
 
 __all__ = ["BridgeServer", "MAX_MESSAGE_BYTES", "MAX_SEND_BYTES", "SERVER_OPTIONS"]
 
@@ -35,14 +35,15 @@ SERVER_OPTIONS = [
 
 
 class _TokenAuth(grpc.ServerInterceptor):
-    """Every RPC but the health check needs ``authorization: Bearer <token>``.
+    """Every RPC but the health check needs ``authorization: Bearer <token>``
+    (the shared token, or a user's token from the users file).
 
     A refusal is ``UNAUTHENTICATED`` with the ``AccessDenied`` ErrorInfo, so the
     client raises ``AccessDenied``.
     """
 
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+    def __init__(self, auth: Authenticator) -> None:
+        self._auth = auth
         denied = error_status(
             E.AccessDenied("missing or wrong bridge token"), grpc.StatusCode.UNAUTHENTICATED
         )
@@ -61,11 +62,8 @@ class _TokenAuth(grpc.ServerInterceptor):
         method = handler_call_details.method
         if method.startswith("/grpc.health.v1.Health/"):
             return continuation(handler_call_details)
-        for key, value in handler_call_details.invocation_metadata or ():
-            if key == "authorization":
-                given = value.encode() if isinstance(value, str) else value
-                if hmac.compare_digest(given, self._expected):
-                    return continuation(handler_call_details)
+        if self._auth.user(handler_call_details.invocation_metadata) is not None:
+            return continuation(handler_call_details)
         handler = continuation(handler_call_details)
         if handler is None:
             return None
@@ -78,9 +76,11 @@ class BridgeServer:
     def __init__(
         self,
         address: str,
-        token: str,
+        token: str | None,
         store: Store,
         *,
+        users: str | None = None,
+        max_sessions_per_principal: int = 32,
         max_workers: int = 512,
         default_ttl_s: float = DEFAULT_TTL_S,
         event_limit: int = EVENT_LIMIT,
@@ -88,8 +88,7 @@ class BridgeServer:
         workers: int | None = None,
         policy: ExecutionPolicy | None = None,
     ) -> None:
-        if not token:
-            raise E.ValidationError("the bridge server needs a non-empty token")
+        auth = Authenticator(token, users)
         if event_limit < 1 or watch_queue < 1:
             raise E.ValidationError("event_limit and watch_queue must be >= 1")
         self.store = store
@@ -100,10 +99,12 @@ class BridgeServer:
             watch_queue=watch_queue,
             workers=workers,
             policy=policy,
+            auth=auth,
+            max_sessions_per_principal=max_sessions_per_principal,
         )
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dspex-rpc"),
-            interceptors=[_TokenAuth(token)],
+            interceptors=[_TokenAuth(auth)],
             options=SERVER_OPTIONS,
         )
         pb_grpc.add_DSPexBridgeServicer_to_server(self.servicer, self._server)

@@ -33,6 +33,7 @@ from .session import (
     event_dict,
     event_message,
 )
+from .users import Authenticator
 
 __all__ = ["ServicerCore", "DEFAULT_TTL_S", "lock_events"]
 
@@ -51,9 +52,14 @@ class ServicerCore:
         watch_queue: int = WATCH_QUEUE,
         workers: int | None = None,
         policy: ExecutionPolicy | None = None,
+        auth: Authenticator | None = None,
+        max_sessions_per_principal: int = 32,
     ) -> None:
         self.store = store
         self.policy = policy or ExecutionPolicy()
+        #: ``None``: an in-process servicer with no token check (tests of the servicer).
+        self.auth = auth
+        self.max_sessions_per_principal = max_sessions_per_principal
         self.default_ttl_s = default_ttl_s
         self.event_limit = event_limit
         self.watch_queue = watch_queue

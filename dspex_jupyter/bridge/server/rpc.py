@@ -31,6 +31,7 @@ import grpc
 from ... import errors as E
 from ..errors import error_status
 from .session import Session
+from .users import Authenticator, User
 
 __all__ = ["OWNER", "Call", "Caller", "abort", "caller_of", "rpc"]
 
@@ -41,25 +42,39 @@ OWNER = "owner"
 
 
 class Caller(NamedTuple):
-    """Who is calling, from the call metadata."""
+    """Who is calling: the principal, the lease ids it carries, its connection, whether admin."""
 
     principal: str
     leases: frozenset[str]
     client: str
+    admin: bool = False
 
 
-def caller_of(context: grpc.ServicerContext) -> Caller:
-    """``dspex-principal``, ``dspex-lease`` (comma-separated ids) and ``dspex-client``."""
+def caller_of(context: grpc.ServicerContext, auth: Authenticator | None = None) -> Caller:
+    """The caller, from ``dspex-principal``, ``dspex-lease`` (comma-separated ids),
+    ``dspex-client`` and, on a users-file server, the token.
+
+    On a users-file server the principal is the token's user: a differing
+    asserted ``dspex-principal`` is ``AccessDenied``, never honoured.
+    """
     principal, client = "", ""
     leases: frozenset[str] = frozenset()
-    for key, value in context.invocation_metadata() or ():
+    metadata = context.invocation_metadata() or ()
+    for key, value in metadata:
         if key == "dspex-principal":
             principal = value
         elif key == "dspex-lease":
             leases = frozenset(x for x in value.split(",") if x)
         elif key == "dspex-client":
             client = value
-    return Caller(principal, leases, client)
+    if auth is None or not auth.shared:
+        return Caller(principal, leases, client, admin=True)
+    user = auth.user(metadata)
+    if not isinstance(user, User):  # the interceptor lets no such call through
+        raise E.AccessDenied("missing or wrong bridge token")
+    if principal and principal != user.name:
+        raise E.AccessDenied(f"this token belongs to {user.name!r}; it cannot act as {principal!r}")
+    return Caller(user.name, leases, client, admin=user.admin)
 
 
 def abort(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:
@@ -153,7 +168,7 @@ def rpc(
         else:
             found = None
         scope = None if names is None else names(request)
-        return Call(context, caller_of(context), found, right, scope, what)
+        return Call(context, caller_of(context, getattr(servicer, "auth", None)), found, right, scope, what)
 
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.isgeneratorfunction(handler):
