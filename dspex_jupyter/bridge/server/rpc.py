@@ -168,7 +168,9 @@ def rpc(
         else:
             found = None
         scope = None if names is None else names(request)
-        return Call(context, caller_of(context, getattr(servicer, "auth", None)), found, right, scope, what)
+        return Call(
+            context, caller_of(context, getattr(servicer, "auth", None)), found, right, scope, what
+        )
 
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.isgeneratorfunction(handler):
