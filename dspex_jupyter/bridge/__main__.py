@@ -48,6 +48,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--store", default="memory", help="memory (default) or sqlite:PATH")
     serve.add_argument("--session-ttl", type=float, default=None, help="default session TTL (s)")
     serve.add_argument(
+        "--max-lease-ttl",
+        type=float,
+        default=300.0,
+        help="the longest optimizer lease (and renewal) a client may ask for, s (default 300)",
+    )
+    serve.add_argument(
+        "--max-session-ttl",
+        type=float,
+        default=7 * 24 * 3600.0,
+        help="the longest session TTL a client may ask for, s (default 7 days)",
+    )
+    serve.add_argument(
         "--event-retain",
         type=int,
         default=None,
@@ -177,6 +189,8 @@ def serve(args: argparse.Namespace) -> int:
             policy=policy,
             users=args.users,
             max_sessions_per_principal=args.max_sessions_per_principal,
+            max_lease_ttl_s=args.max_lease_ttl,
+            max_session_ttl_s=args.max_session_ttl,
         ).start()
         if args.prewarm:
             server.prewarm_workers()

@@ -14,8 +14,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from ... import errors as E
 from .._proto import dspex_bridge_pb2_grpc as pb_grpc
 from ..errors import error_status
+from ..production import MAX_LEASE_TTL_S, check_ttl
 from ..store import Store
-from .core import DEFAULT_TTL_S
+from .core import DEFAULT_TTL_S, MAX_SESSION_TTL_S
 from .policy import ExecutionPolicy
 from .servicer import BridgeServicer
 from .session import CLOSED, EVENT_LIMIT, WATCH_QUEUE
@@ -81,6 +82,8 @@ class BridgeServer:
         *,
         users: str | None = None,
         max_sessions_per_principal: int = 32,
+        max_lease_ttl_s: float = 300.0,
+        max_session_ttl_s: float = MAX_SESSION_TTL_S,
         max_workers: int = 512,
         default_ttl_s: float = DEFAULT_TTL_S,
         event_limit: int = EVENT_LIMIT,
@@ -89,6 +92,7 @@ class BridgeServer:
         policy: ExecutionPolicy | None = None,
     ) -> None:
         auth = Authenticator(token, users)
+        check_ttl(default_ttl_s, max_session_ttl_s, "the default session TTL")
         if event_limit < 1 or watch_queue < 1:
             raise E.ValidationError("event_limit and watch_queue must be >= 1")
         self.store = store
@@ -101,6 +105,8 @@ class BridgeServer:
             policy=policy,
             auth=auth,
             max_sessions_per_principal=max_sessions_per_principal,
+            max_lease_ttl_s=check_ttl(max_lease_ttl_s, MAX_LEASE_TTL_S, "max_lease_ttl_s"),
+            max_session_ttl_s=check_ttl(max_session_ttl_s, float("1e9"), "max_session_ttl_s"),
         )
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dspex-rpc"),

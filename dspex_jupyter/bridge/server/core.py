@@ -38,6 +38,7 @@ from .users import Authenticator
 __all__ = ["ServicerCore", "DEFAULT_TTL_S", "lock_events"]
 
 DEFAULT_TTL_S = 3600.0
+MAX_SESSION_TTL_S = 7 * 24 * 3600.0
 
 
 class ServicerCore:
@@ -54,12 +55,16 @@ class ServicerCore:
         policy: ExecutionPolicy | None = None,
         auth: Authenticator | None = None,
         max_sessions_per_principal: int = 32,
+        max_lease_ttl_s: float = 300.0,
+        max_session_ttl_s: float = MAX_SESSION_TTL_S,
     ) -> None:
         self.store = store
         self.policy = policy or ExecutionPolicy()
         #: ``None``: an in-process servicer with no token check (tests of the servicer).
         self.auth = auth
         self.max_sessions_per_principal = max_sessions_per_principal
+        self.max_lease_ttl_s = max_lease_ttl_s
+        self.max_session_ttl_s = max_session_ttl_s
         self.default_ttl_s = default_ttl_s
         self.event_limit = event_limit
         self.watch_queue = watch_queue
@@ -299,7 +304,7 @@ def lock_events(
                     kind,
                     lease.holder,
                     now,
-                    {"holder": lease.holder, "lease_id": lease.lease_id, "reason": reason},
+                    {"holder": lease.holder, "reason": reason},  # never the id: a capability
                 )
             )
     return out

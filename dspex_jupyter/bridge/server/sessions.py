@@ -18,6 +18,7 @@ from typing import Any
 
 from ... import errors as E
 from .._proto import dspex_bridge_pb2 as pb
+from ..production import check_ttl
 from .core import ServicerCore
 from .rpc import Call, rpc
 from .session import Session
@@ -31,8 +32,8 @@ class SessionsMixin(ServicerCore):
         sid = request.session_id
         if not sid or len(sid) > 256:
             raise E.ValidationError(f"session_id must be 1..256 characters, got {sid!r}")
-        if request.ttl_s < 0:
-            raise E.ValidationError(f"ttl_s must be >= 0, got {request.ttl_s}")
+        if request.ttl_s:  # 0: the server's default
+            check_ttl(request.ttl_s, self.max_session_ttl_s, "session ttl_s")
         shared = self.auth is not None and self.auth.shared
         caller = call.caller
         with self._sessions_lock:
