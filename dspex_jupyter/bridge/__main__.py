@@ -60,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
         help="the longest session TTL a client may ask for, s (default 7 days)",
     )
     serve.add_argument(
+        "--max-value-bytes",
+        type=int,
+        default=1024 * 1024,
+        help="the largest value (as JSON) a variable may hold (default 1 MiB)",
+    )
+    serve.add_argument(
+        "--history-keep",
+        type=int,
+        default=1000,
+        help="history records kept per variable, in memory and in the store (default 1000)",
+    )
+    serve.add_argument(
         "--event-retain",
         type=int,
         default=None,
@@ -177,7 +189,7 @@ def serve(args: argparse.Namespace) -> int:
             lm_model=args.lm_model,
             lm_api_base=args.lm_api_base,
         )
-        store = open_store(args.store, event_limit)
+        store = open_store(args.store, event_limit, args.history_keep)
         server = BridgeServer(
             address,
             token,
@@ -191,6 +203,8 @@ def serve(args: argparse.Namespace) -> int:
             max_sessions_per_principal=args.max_sessions_per_principal,
             max_lease_ttl_s=args.max_lease_ttl,
             max_session_ttl_s=args.max_session_ttl,
+            max_value_bytes=args.max_value_bytes,
+            history_keep=args.history_keep,
         ).start()
         if args.prewarm:
             server.prewarm_workers()

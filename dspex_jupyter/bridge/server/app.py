@@ -16,10 +16,10 @@ from .._proto import dspex_bridge_pb2_grpc as pb_grpc
 from ..errors import error_status
 from ..production import MAX_LEASE_TTL_S, check_ttl
 from ..store import Store
-from .core import DEFAULT_TTL_S, MAX_SESSION_TTL_S
+from .core import DEFAULT_TTL_S, MAX_SESSION_TTL_S, MAX_VALUE_BYTES
 from .policy import ExecutionPolicy
 from .servicer import BridgeServicer
-from .session import CLOSED, EVENT_LIMIT, WATCH_QUEUE
+from .session import CLOSED, EVENT_LIMIT, HISTORY_LIMIT, WATCH_QUEUE
 from .users import Authenticator
 
 __all__ = ["BridgeServer", "MAX_MESSAGE_BYTES", "MAX_SEND_BYTES", "SERVER_OPTIONS"]
@@ -84,6 +84,8 @@ class BridgeServer:
         max_sessions_per_principal: int = 32,
         max_lease_ttl_s: float = 300.0,
         max_session_ttl_s: float = MAX_SESSION_TTL_S,
+        max_value_bytes: int = MAX_VALUE_BYTES,
+        history_keep: int = HISTORY_LIMIT,
         max_workers: int = 512,
         default_ttl_s: float = DEFAULT_TTL_S,
         event_limit: int = EVENT_LIMIT,
@@ -93,8 +95,10 @@ class BridgeServer:
     ) -> None:
         auth = Authenticator(token, users)
         check_ttl(default_ttl_s, max_session_ttl_s, "the default session TTL")
-        if event_limit < 1 or watch_queue < 1:
-            raise E.ValidationError("event_limit and watch_queue must be >= 1")
+        if event_limit < 1 or watch_queue < 1 or history_keep < 1 or max_value_bytes < 1:
+            raise E.ValidationError(
+                "event_limit, watch_queue, history_keep and max_value_bytes must be >= 1"
+            )
         self.store = store
         self.servicer = BridgeServicer(
             store,
@@ -104,6 +108,8 @@ class BridgeServer:
             workers=workers,
             policy=policy,
             auth=auth,
+            max_value_bytes=max_value_bytes,
+            history_keep=history_keep,
             max_sessions_per_principal=max_sessions_per_principal,
             max_lease_ttl_s=check_ttl(max_lease_ttl_s, MAX_LEASE_TTL_S, "max_lease_ttl_s"),
             max_session_ttl_s=check_ttl(max_session_ttl_s, float("1e9"), "max_session_ttl_s"),

@@ -141,6 +141,34 @@ class Call:
 
 Names = Callable[[Any], Sequence[str] | None]
 
+#: The longest variable (or holder) name a request may carry.
+MAX_NAME_CHARS = 256
+_NAME_FIELDS = ("name", "holder", "variable")
+_NAME_LISTS = ("names", "order")
+_NAME_MAPS = ("values_json", "expected_versions", "bindings")
+
+
+def check_names(request: Any) -> None:
+    """``ValidationError`` for a name over 256 characters, quoting only its start
+    (an error echoing a huge name would not fit a status and be ``RESOURCE_EXHAUSTED``)."""
+    fields = request.DESCRIPTOR.fields_by_name
+    found: list[str] = []
+    for key in _NAME_FIELDS:
+        if key in fields:
+            found.append(getattr(request, key))
+    for key in (*_NAME_LISTS, *_NAME_MAPS):
+        if key in fields:
+            found.extend(getattr(request, key))
+    for key in ("bindings",):
+        if key in fields:
+            found.extend(getattr(request, key).values())
+    for name in found:
+        if isinstance(name, str) and len(name) > MAX_NAME_CHARS:
+            raise E.ValidationError(
+                f"names must be at most {MAX_NAME_CHARS} characters; got one of {len(name)} "
+                f"starting {name[:40]!r}"
+            )
+
 
 def rpc(
     right: str | None = None,
@@ -161,6 +189,7 @@ def rpc(
     """
 
     def prepare(servicer: Any, request: Any, context: grpc.ServicerContext) -> Call:
+        check_names(request)
         if session == "required":
             found = servicer._session(request.session_id, touch=touch)
         elif session == "optional":
