@@ -32,7 +32,18 @@ def _parser() -> argparse.ArgumentParser:
         "--listen",
         help="HOST:PORT or unix:PATH (default: a Unix socket in a private 0700 directory)",
     )
-    serve.add_argument("--token", help="client token (default: $DSPEX_BRIDGE_TOKEN)")
+    serve.add_argument(
+        "--token",
+        help="client token (default: $DSPEX_BRIDGE_TOKEN; prefer it or --token-file: "
+        "a command line is visible in ps)",
+    )
+    serve.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="read the token from PATH; if PATH does not exist, generate one into it (mode 0600)",
+    )
+    serve.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain")
+    serve.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     serve.add_argument(
         "--users",
         metavar="USERS_FILE",
@@ -142,6 +153,47 @@ def add_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> str:
+    """``--token``, else ``$DSPEX_BRIDGE_TOKEN``, else ``--token-file`` (read, or generated
+    into it), else a generated token written to a new 0600 file whose path goes to
+    stderr. A generated token is never printed and never on a command line."""
+    if args.token:
+        return str(args.token)
+    if os.environ.get("DSPEX_BRIDGE_TOKEN"):
+        return os.environ["DSPEX_BRIDGE_TOKEN"]
+    path = args.token_file
+    if path and os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            token = f.read().strip()
+        if not token:
+            raise ValueError(f"the token file {path!r} is empty")
+        return token
+    token = secrets.token_urlsafe(32)
+    if not path:
+        path = os.path.join(tempfile.mkdtemp(prefix="dspex-bridge-token-"), "token")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    print(f"dspex bridge: generated a token into {path} (mode 0600)", file=sys.stderr)
+    return token
+
+
+def _tls(args: argparse.Namespace) -> tuple[bytes, bytes] | None:
+    if not args.tls_cert and not args.tls_key:
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    with open(args.tls_cert, "rb") as cert, open(args.tls_key, "rb") as key:
+        return cert.read(), key.read()
+
+
+def _loopback(address: str) -> bool:
+    if address.startswith("unix:"):
+        return True
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def _watch_parent(stop: threading.Event) -> None:
     parent = os.getppid()
 
@@ -169,12 +221,20 @@ def serve(args: argparse.Namespace) -> int:
     from .server.policy import ExecutionPolicy, registered_tools
     from .store import open_store
 
-    token = None if args.users else args.token or os.environ.get("DSPEX_BRIDGE_TOKEN")
-    if not token and not args.users:
-        token = secrets.token_urlsafe(24)
-        print(f"dspex bridge: no --token given; generated token {token}", file=sys.stderr)
+    try:
+        token = None if args.users else _token(args)
+        tls = _tls(args)
+    except (OSError, ValueError) as exc:
+        print(f"dspex bridge: cannot start: {exc}", file=sys.stderr)
+        return 2
     private_dir = None
     address = args.listen
+    if address and tls is None and not _loopback(address):
+        print(
+            f"dspex bridge: WARNING: serving PLAINTEXT on {address}: tokens and values cross "
+            "the network unencrypted; use --tls-cert/--tls-key (or listen on 127.0.0.1)",
+            file=sys.stderr,
+        )
     if not address:
         private_dir = tempfile.mkdtemp(prefix="dspex-bridge-")
         os.chmod(private_dir, 0o700)
@@ -205,6 +265,7 @@ def serve(args: argparse.Namespace) -> int:
             max_session_ttl_s=args.max_session_ttl,
             max_value_bytes=args.max_value_bytes,
             history_keep=args.history_keep,
+            tls=tls,
         ).start()
         if args.prewarm:
             server.prewarm_workers()

@@ -86,6 +86,7 @@ class BridgeServer:
         max_session_ttl_s: float = MAX_SESSION_TTL_S,
         max_value_bytes: int = MAX_VALUE_BYTES,
         history_keep: int = HISTORY_LIMIT,
+        tls: tuple[bytes, bytes] | None = None,
         max_workers: int = 512,
         default_ttl_s: float = DEFAULT_TTL_S,
         event_limit: int = EVENT_LIMIT,
@@ -122,7 +123,17 @@ class BridgeServer:
         pb_grpc.add_DSPexBridgeServicer_to_server(self.servicer, self._server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        port = self._server.add_insecure_port(address)
+        #: ``(certificate chain PEM, private key PEM)``: serve TLS (gRPC's ssl_server_credentials).
+        self.tls = tls is not None
+        if tls is not None:
+            cert, key = tls
+            try:
+                credentials = grpc.ssl_server_credentials([(key, cert)])
+            except Exception as exc:  # grpc raises a bare RuntimeError for bad PEM
+                raise E.ValidationError(f"cannot use the TLS certificate/key: {exc}") from None
+            port = self._server.add_secure_port(address, credentials)
+        else:
+            port = self._server.add_insecure_port(address)
         if not port and not address.startswith("unix"):
             raise E.BridgeUnavailable(f"cannot listen on {address!r}")
         if address.startswith("unix"):
