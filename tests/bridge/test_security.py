@@ -172,3 +172,24 @@ def test_a_client_lm_endpoint_is_refused_and_the_servers_own_is_used(open_as, lm
     result = _run(state, Predict("question -> answer"), {"temperature": 0.3})
     assert result["lm"]["api_base"].startswith(lm.url.rsplit("/", 1)[0])
     assert lm.requests[-1]["temperature"] == 0.3
+
+
+def test_a_tool_registered_by_entry_point_runs_by_its_name(tmp_path, lm, monkeypatch):
+    """The ``dspex_jupyter.tools`` entry-point group, from a real installed distribution."""
+    info = tmp_path / "class_tools-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: class-tools\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[dspex_jupyter.tools]\ndocs = {SEARCH}\n")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    with ServerProcess(
+        "memory", private=False, extra_args=["--lm-model", "gpt-4", "--lm-api-base", lm.url]
+    ) as srv:
+        client = BridgeClient(srv.address, srv.token)
+        state = BridgedState(client, uuid.uuid4().hex)
+        try:
+            result = _run(state, ReAct("question -> answer", tools=["docs"], max_iters=3))
+            assert "DSPex runs DSPy programs" in str(result["outputs"]["trajectory"])
+            with pytest.raises(ProgramError, match="docs"):  # the error lists what is registered
+                _run(state, ReAct("question -> answer", tools=["lookup"], max_iters=3))
+        finally:
+            state.close()
