@@ -1,8 +1,9 @@
 """The one guard every bridge RPC goes through: ``@rpc(right=...)``.
 
 A handler declares the right it needs and which variables it needs it on; the
-decorator resolves the session and the caller (``dspex-principal``,
-``dspex-lease`` and ``dspex-client`` call metadata), hands the handler a
+decorator checks name lengths, resolves the session and the caller (the
+token's user on a users-file server, else ``dspex-principal``; ``dspex-lease``
+and ``dspex-client`` call metadata), hands the handler a
 :class:`Call`, and turns every ``DSPexError`` the handler raises into a gRPC
 status with a ``google.rpc.ErrorInfo`` detail (``bridge/errors.py``), which the
 client decodes back into the same class.
@@ -180,7 +181,7 @@ def rpc(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Make ``handler(self, request, call)`` a servicer method ``(self, request, context)``.
 
-    ``right``: "read", "write", "observe", "optimize", :data:`OWNER` or ``None``
+    ``right``: "read", "write", "observe", "optimize", "execute", :data:`OWNER` or ``None``
     (the token suffices). ``names(request)``: the variables it is needed on
     (``None``: session-wide). ``what``: the operation, for the owner-only message.
     ``session``: "required" (``SessionNotFound`` if absent; any use but

@@ -50,8 +50,7 @@ def _digest(salt: bytes, token: str) -> bytes:
     return hmac.new(salt, token.encode(), hashlib.sha256).digest()
 
 
-def load_users(path: str) -> dict[str, User]:
-    """The users of ``path`` by key id; ``ValidationError`` if it is not a users file."""
+def _read(path: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -61,6 +60,10 @@ def load_users(path: str) -> dict[str, User]:
         raise E.ValidationError(f"cannot read the users file {path!r}: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != USERS_FORMAT:
         raise E.ValidationError(f"{path!r} is not a dspex users file ({USERS_FORMAT})")
+    return data
+
+
+def _users(data: dict[str, Any], path: str) -> dict[str, User]:
     users: dict[str, User] = {}
     try:
         for name, entry in (data.get("users") or {}).items():
@@ -77,6 +80,11 @@ def load_users(path: str) -> dict[str, User]:
     return users
 
 
+def load_users(path: str) -> dict[str, User]:
+    """The users of ``path`` by key id; ``ValidationError`` if it is not a users file."""
+    return _users(_read(path), path)
+
+
 def add_user(path: str, name: str, admin: bool = False) -> str:
     """Create or update ``name`` in the users file at ``path``; return its new token.
 
@@ -87,9 +95,8 @@ def add_user(path: str, name: str, admin: bool = False) -> str:
         raise E.ValidationError(f"a user name must be 1..256 characters, got {name!r}")
     data: dict[str, Any] = {"format": USERS_FORMAT, "users": {}}
     if os.path.exists(path):
-        load_users(path)  # refuse to overwrite something that is not a users file
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = _read(path)  # refuses to overwrite something that is not a users file
+        _users(data, path)
     key_id = secrets.token_hex(8)
     token = f"{_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
     salt = secrets.token_bytes(16)
@@ -104,7 +111,7 @@ def add_user(path: str, name: str, admin: bool = False) -> str:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             os.fchmod(f.fileno(), 0o600)
-            json.dump(data, f, indent=1, sort_keys=True)
+            f.write(json.dumps(data, sort_keys=True))  # the C encoder: no indent
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
