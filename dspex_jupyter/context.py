@@ -58,8 +58,13 @@ class Context(BridgedOperations):
     bridge server, for access control: the principal that creates a session
     owns it (all rights, and the only one who may ``grant`` / ``revoke``); once
     a session has grants, the server enforces read / write / observe /
-    optimize rights on every call. Without any grant, everyone with the
-    server token has every right.
+    optimize / execute rights on every call. Without any grant, everyone with
+    the server token has every right. On a shared server started with a users
+    file, the principal is the user whose ``token`` this is (a differing
+    ``principal`` is refused), and only admins create sessions.
+
+    ``tls_ca`` (or ``DSPEX_BRIDGE_CA``): the PEM CA bundle of a server that
+    serves TLS (``serve --tls-cert ... --tls-key ...``).
     """
 
     #: What the layers above provide on every context: name -> ``factory(ctx)``.
@@ -78,6 +83,7 @@ class Context(BridgedOperations):
         session_ttl_s: float | None = None,
         principal: str | None = None,
         connect_timeout_s: float | None = None,
+        tls_ca: str | None = None,
     ) -> None:
         if backend not in _BACKENDS:
             raise ValidationError(f"backend must be one of {_BACKENDS}, got {backend!r}")
@@ -90,6 +96,7 @@ class Context(BridgedOperations):
             store=store,
             principal=principal,
             connect_timeout_s=connect_timeout_s,
+            tls_ca=tls_ca,
         )
         self.name = name or "context"
         self.lm_config: dict[str, Any] = resolve_lm(lm)

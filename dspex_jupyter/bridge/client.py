@@ -53,6 +53,8 @@ class BridgeClient:
     Every call also carries ``dspex-client`` (this connection's id: leases it
     acquires end a few seconds after its last watch stream closes) and, when
     given, ``dspex-principal`` (who is calling, for access control).
+    With ``tls_ca`` (a PEM CA bundle) the channel is TLS and the server's
+    certificate must chain to it.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class BridgeClient:
         *,
         connect_timeout: float = CONNECT_TIMEOUT_S,
         principal: str | None = None,
+        tls_ca: str | None = None,
     ) -> None:
         if principal is not None and (
             not isinstance(principal, str) or not principal or len(principal) > 256
@@ -69,7 +72,16 @@ class BridgeClient:
             raise ValidationError(f"principal must be a 1..256 character string, got {principal!r}")
         self.address = normalize_address(address)
         self.principal = principal
-        self.channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        if tls_ca:  # TLS, verifying the server's certificate against this CA bundle
+            try:
+                with open(tls_ca, "rb") as f:
+                    roots = f.read()
+            except OSError as exc:
+                raise ValidationError(f"cannot read the bridge CA file {tls_ca!r}: {exc}") from None
+            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+            self.channel = grpc.secure_channel(self.address, credentials, options=CHANNEL_OPTIONS)
+        else:
+            self.channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         try:
             grpc.channel_ready_future(self.channel).result(timeout=connect_timeout)
         except grpc.FutureTimeoutError:

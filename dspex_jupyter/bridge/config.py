@@ -53,6 +53,8 @@ class BridgeConfig:
     session_ttl_s: float | None = None
     store: str | None = None
     principal: str | None = None
+    #: A PEM CA bundle: reach the server over TLS, verifying its certificate.
+    tls_ca: str | None = None
     #: How long to wait for a configured server to accept the connection.
     connect_timeout_s: float = CONNECT_TIMEOUT_S
 
@@ -67,9 +69,13 @@ class BridgeConfig:
         store: str | None = None,
         principal: str | None = None,
         connect_timeout_s: float | None = None,
+        tls_ca: str | None = None,
     ) -> BridgeConfig:
         """Explicit options over ``DSPEX_BRIDGE`` / ``DSPEX_BRIDGE_TOKEN`` /
-        ``DSPEX_PRINCIPAL``; bad values raise ``ValidationError``."""
+        ``DSPEX_PRINCIPAL`` / ``DSPEX_BRIDGE_CA``; bad values raise ``ValidationError``."""
+        tls_ca = tls_ca or os.environ.get("DSPEX_BRIDGE_CA") or None
+        if tls_ca is not None and (not isinstance(tls_ca, str) or not os.path.isfile(tls_ca)):
+            raise ValidationError(f"tls_ca must be the path of a PEM CA file, got {tls_ca!r}")
         if session_id is not None and (not isinstance(session_id, str) or not session_id):
             raise ValidationError(f"session_id must be a non-empty string, got {session_id!r}")
         principal = principal or os.environ.get("DSPEX_PRINCIPAL") or None
@@ -92,4 +98,5 @@ class BridgeConfig:
             store=store,
             principal=principal,
             connect_timeout_s=float(connect_timeout_s),
+            tls_ca=tls_ca,
         )

@@ -50,7 +50,12 @@ def open_bridged_state(config: BridgeConfig) -> BridgedState:
         address, token = config.address, config.token
     try:
         client = BridgeClient(
-            address, token, principal=config.principal, connect_timeout=config.connect_timeout_s
+            address,
+            token,
+            principal=config.principal,
+            connect_timeout=config.connect_timeout_s,
+            # a private server is a Unix socket of this process: no TLS there
+            tls_ca=config.tls_ca if release is None else None,
         )
         try:
             return BridgedState(

@@ -38,7 +38,7 @@ __all__ = [
     "LEASE_DISCONNECT_GRACE_S",
 ]
 
-RIGHTS = ("read", "write", "observe", "optimize")
+RIGHTS = ("read", "write", "observe", "optimize", "execute")
 #: The key of session-wide rights in ``permissions()``.
 SESSION_SCOPE = "*"
 #: How long a lease outlives the last watch stream of the connection that holds it.
@@ -175,6 +175,8 @@ class Lease:
     expires_at: float
     client: str = ""
     disconnected_at: float | None = None
+    #: Who acquired it: Renew/Release need this principal as well as the id.
+    principal: str = ""
 
     def deadline(self) -> float:
         if self.disconnected_at is None:
@@ -182,14 +184,11 @@ class Lease:
         return min(self.expires_at, self.disconnected_at + LEASE_DISCONNECT_GRACE_S)
 
 
-def check_ttl(ttl_s: Any) -> float:
-    if (
-        not isinstance(ttl_s, (int, float))
-        or isinstance(ttl_s, bool)
-        or not (0 < ttl_s <= MAX_LEASE_TTL_S)
-    ):
+def check_ttl(ttl_s: Any, cap: float = MAX_LEASE_TTL_S, what: str = "ttl_s") -> float:
+    """A finite, positive TTL no longer than ``cap`` (NaN and infinity fail the range test)."""
+    if not isinstance(ttl_s, (int, float)) or isinstance(ttl_s, bool) or not (0 < ttl_s <= cap):
         raise E.ValidationError(
-            f"ttl_s must be a number in (0, {MAX_LEASE_TTL_S:g}], got {ttl_s!r}"
+            f"{what} must be a number of seconds in (0, {cap:g}], got {ttl_s!r}"
         )
     return float(ttl_s)
 
@@ -219,9 +218,19 @@ class Leases:
                     lease.holder,
                 )
 
-    def acquire(self, names: list[str], holder: str, ttl_s: float, client: str) -> Lease:
+    def acquire(
+        self, names: list[str], holder: str, ttl_s: float, client: str, principal: str = ""
+    ) -> Lease:
         self.check_free(names, ())
-        lease = Lease(secrets.token_hex(12), holder, names, ttl_s, time.time() + ttl_s, client)
+        lease = Lease(
+            secrets.token_hex(16),
+            holder,
+            names,
+            ttl_s,
+            time.time() + ttl_s,
+            client,
+            principal=principal,
+        )
         self.by_id[lease.lease_id] = lease
         for n in names:
             self.locked[n] = lease.lease_id

@@ -246,11 +246,23 @@ class BridgedState(WatchedCache, ProductionCalls, StateProvider):
             raise ValidationError(f"limit must be a positive int or None, got {limit!r}")
         if not isinstance(name, str):
             raise VariableNotFound(str(name), self._cache)
-        reply = self._rpc(
-            "GetHistory",
-            self._pb.HistoryRequest(session_id=self.session_id, name=name, limit=limit or 0),
-        )
-        return [self._record(r) for r in reply.records]
+        records: builtins.list[Any] = []
+        before = 0
+        while True:  # the server pages a long history (each reply fits a message)
+            reply = self._rpc(
+                "GetHistory",
+                self._pb.HistoryRequest(
+                    session_id=self.session_id,
+                    name=name,
+                    limit=(limit - len(records)) if limit else 0,
+                    before_version=before,
+                ),
+            )
+            records[:0] = reply.records
+            if not reply.more or not reply.records or (limit and len(records) >= limit):
+                break
+            before = reply.records[0].version
+        return [self._record(r) for r in records]
 
     def rollback(self, name: str, version: int) -> Variable:
         if not isinstance(name, str):

@@ -103,9 +103,12 @@ class SqliteStore(Store):
         PRIMARY KEY (session, key));
     """
 
-    def __init__(self, path: str, event_limit: int = 10_000) -> None:
+    def __init__(self, path: str, event_limit: int = 10_000, history_keep: int = 1000) -> None:
         self.path = path
         self._event_limit = event_limit
+        #: Rows of history kept per variable: trimmed on every write, so the file
+        #: (and the time a restart takes to load it) does not grow with use.
+        self._history_keep = history_keep
         self._lock = threading.Lock()
         self._commits = 0
         try:
@@ -133,6 +136,13 @@ class SqliteStore(Store):
     def load(self, history_limit: int, event_limit: int) -> list[SessionData]:
         with self._lock:
             db = self._db
+            # A store written before history was trimmed (or with a larger keep): trim once.
+            db.execute(
+                "DELETE FROM history WHERE rowid IN (SELECT rowid FROM (SELECT rowid, "
+                "ROW_NUMBER() OVER (PARTITION BY session, name ORDER BY version DESC) AS n "
+                "FROM history) WHERE n > ?)",
+                (history_limit,),
+            )
             sessions = {
                 sid: SessionData(sid, ttl, created, seq)
                 for sid, ttl, created, seq in db.execute(
@@ -204,6 +214,10 @@ class SqliteStore(Store):
                     "INSERT INTO history (session, name, version, record) VALUES (?,?,?,?)",
                     (session_id, record.name, record.version, text),
                 )
+                db.execute(
+                    "DELETE FROM history WHERE session = ? AND name = ? AND version <= ?",
+                    (session_id, record.name, record.version - self._history_keep),
+                )
             db.executemany(
                 "INSERT INTO events (session, seq, event) VALUES (?,?,?)",
                 [(session_id, seq, json.dumps(event)) for seq, event in events],
@@ -233,7 +247,7 @@ class SqliteStore(Store):
             self._db.close()
 
 
-def open_store(spec: str | None, event_limit: int = 10_000) -> Store:
+def open_store(spec: str | None, event_limit: int = 10_000, history_keep: int = 1000) -> Store:
     """``memory`` (default) or ``sqlite:PATH``."""
     if spec in (None, "", "memory"):
         return Store()
@@ -242,5 +256,5 @@ def open_store(spec: str | None, event_limit: int = 10_000) -> Store:
         if not path:
             raise ValidationError("--store sqlite:PATH needs a path")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        return SqliteStore(path, event_limit)
+        return SqliteStore(path, event_limit, history_keep)
     raise ValidationError(f"unknown store {spec!r}: use 'memory' or 'sqlite:PATH'")

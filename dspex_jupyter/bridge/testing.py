@@ -15,12 +15,18 @@ import tempfile
 
 from ..errors import BridgeUnavailable
 from .handshake import wait_ready
+from .launcher import PRIVATE_FLAGS
 
 __all__ = ["ServerProcess"]
 
 
 class ServerProcess:
-    """``serve`` in a child process; ``address`` and ``token`` once READY."""
+    """``serve`` in a child process; ``address`` and ``token`` once READY.
+
+    ``private`` (the default) runs it as the launcher runs a kernel's private
+    server (client-declared tools and LM endpoint); ``private=False`` runs a
+    shared server, which accepts neither.
+    """
 
     def __init__(
         self,
@@ -30,6 +36,7 @@ class ServerProcess:
         token: str | None = None,
         timeout: float = 60.0,
         extra_args: list[str] | None = None,
+        private: bool = True,
     ) -> None:
         self.store = store
         self.token = token or secrets.token_urlsafe(16)
@@ -49,6 +56,7 @@ class ServerProcess:
                 listen,
                 "--store",
                 store,
+                *(PRIVATE_FLAGS if private else ()),
                 *(extra_args or []),
             ],
             stdout=subprocess.PIPE,

@@ -36,12 +36,15 @@ context's LM configuration (``DSPEX_LM_MODEL``).
 from __future__ import annotations
 
 import pkgutil
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..errors import ProgramError
 from .module import BridgedModule, register_module_type
 from .signature import parse_signature
+
+_TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 
 __all__ = ["Predict", "ChainOfThought", "ReAct", "LM_PARAMS", "tool_path"]
 
@@ -135,12 +138,16 @@ class ChainOfThought(_DSPyModule):
 
 
 def tool_path(tool: Callable[..., Any] | str) -> str:
-    """The importable ``"package.module:function"`` name of a ReAct tool.
+    """A ReAct tool as a spec names it: a registered NAME, or ``"package.module:function"``.
 
-    Tools run in the bridge's worker processes, which resolve them by import,
-    so they must be defined in an importable module (not in a notebook cell,
-    not a lambda or a nested function).
+    A shared bridge server runs only the tools it registered, named by NAME
+    (``ReAct(..., tools=["lookup"])``). A kernel's private server also takes
+    the owner's functions, which its worker processes resolve by import, so
+    they must be defined in an importable module (not in a notebook cell, not
+    a lambda or a nested function).
     """
+    if isinstance(tool, str) and _TOOL_NAME.match(tool):
+        return tool
     if isinstance(tool, str):
         module, sep, attr = tool.partition(":") if ":" in tool else tool.rpartition(".")
         parts = [*module.split("."), *attr.split(".")]
@@ -179,8 +186,10 @@ def tool_path(tool: Callable[..., Any] | str) -> str:
 class ReAct(_DSPyModule):
     """``dspy.ReAct(signature, tools)``: reason, call tools, then answer.
 
-    ``tools`` are functions or their importable dotted names; the spec stores
-    the names and the bridge worker imports them where the module runs.
+    ``tools`` are names a shared bridge server registered (``serve --tool
+    NAME=package.module:function``), or, on a kernel's private server, the
+    owner's functions or their importable dotted names; the spec stores the
+    names and the bridge worker imports them where the module runs.
     """
 
     type_name: ClassVar[str] = "ReAct"

@@ -1,8 +1,10 @@
 """Small deterministic ReAct tools for tests, notebooks and the demo.
 
-ReAct tools are named in a spec by import path (e.g.
-``"dspex_jupyter.testing.tools:search_docs"``) and imported by the bridge's
-worker processes, so they must live in an importable module like this one.
+A kernel's private server takes them by import path (e.g.
+``"dspex_jupyter.testing.tools:search_docs"``); a shared server runs them once
+registered under a name (``serve --tool search=dspex_jupyter.testing.tools:search_docs``,
+then ``ReAct(..., tools=["search"])``). The bridge's worker processes import
+them, so they must live in an importable module like this one.
 """
 
 from __future__ import annotations

@@ -135,12 +135,14 @@ class GetVariablesRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VariablesResponse(_message.Message):
-    __slots__ = ("records", "seq")
+    __slots__ = ("records", "seq", "more")
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[VariableRecord]
     seq: int
-    def __init__(self, records: _Optional[_Iterable[_Union[VariableRecord, _Mapping]]] = ..., seq: _Optional[int] = ...) -> None: ...
+    more: bool
+    def __init__(self, records: _Optional[_Iterable[_Union[VariableRecord, _Mapping]]] = ..., seq: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class SetVariableRequest(_message.Message):
     __slots__ = ("session_id", "name", "value_json", "metadata_json", "expected_version", "source")
@@ -215,14 +217,16 @@ class DeleteVariableResponse(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
 
 class HistoryRequest(_message.Message):
-    __slots__ = ("session_id", "name", "limit")
+    __slots__ = ("session_id", "name", "limit", "before_version")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_VERSION_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     name: str
     limit: int
-    def __init__(self, session_id: _Optional[str] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    before_version: int
+    def __init__(self, session_id: _Optional[str] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ..., before_version: _Optional[int] = ...) -> None: ...
 
 class RollbackRequest(_message.Message):
     __slots__ = ("session_id", "name", "version", "source")

@@ -9,13 +9,18 @@ turns typed errors into statuses with ``google.rpc.ErrorInfo`` details:
 * ``sessions.py``, ``variables.py``, ``watch.py``, ``production.py``
   (dependencies, locks, access control), ``execute.py`` -- the RPCs;
 * ``servicer.py`` -- ``BridgeServicer``, composed from those;
-* ``app.py`` -- ``BridgeServer``: gRPC, the token check, health, the reaper.
+* ``users.py`` -- the users file and the token check (``Authenticator``);
+* ``policy.py`` -- what a module run may do: registered tools, the LM endpoint;
+* ``app.py`` -- ``BridgeServer``: gRPC (TLS optional), the token check, health, the reaper.
 
-Who calls is read from the call metadata: ``dspex-principal`` (access
-control), ``dspex-lease`` (the lease ids a write carries; a lease id is a
-bearer capability) and ``dspex-client`` (the connection: its leases end
-``LEASE_DISCONNECT_GRACE_S`` after its last watch stream closes). The right
-each RPC needs is in its module's docstring and on its ``@rpc`` line.
+Who calls: on a users-file server, the user whose token the call carries
+(a differing ``dspex-principal`` is refused); with one shared token, the
+``dspex-principal`` the call asserts (cooperative access control). Also
+``dspex-lease`` (the lease ids a write carries; only the acquirer ever sees
+one, and Renew/Release also need the acquiring principal) and
+``dspex-client`` (the connection: its leases end ``LEASE_DISCONNECT_GRACE_S``
+after its last watch stream closes). The right each RPC needs is in its
+module's docstring and on its ``@rpc`` line.
 """
 
 from __future__ import annotations

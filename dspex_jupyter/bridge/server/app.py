@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 from collections.abc import Iterator
@@ -15,10 +14,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from ... import errors as E
 from .._proto import dspex_bridge_pb2_grpc as pb_grpc
 from ..errors import error_status
+from ..production import MAX_LEASE_TTL_S, check_ttl
 from ..store import Store
-from .core import DEFAULT_TTL_S
+from .core import DEFAULT_TTL_S, MAX_SESSION_TTL_S, MAX_VALUE_BYTES
+from .policy import ExecutionPolicy
 from .servicer import BridgeServicer
-from .session import CLOSED, EVENT_LIMIT, WATCH_QUEUE
+from .session import CLOSED, EVENT_LIMIT, HISTORY_LIMIT, WATCH_QUEUE
+from .users import Authenticator
 
 __all__ = ["BridgeServer", "MAX_MESSAGE_BYTES", "MAX_SEND_BYTES", "SERVER_OPTIONS"]
 
@@ -34,14 +36,15 @@ SERVER_OPTIONS = [
 
 
 class _TokenAuth(grpc.ServerInterceptor):
-    """Every RPC but the health check needs ``authorization: Bearer <token>``.
+    """Every RPC but the health check needs ``authorization: Bearer <token>``
+    (the shared token, or a user's token from the users file).
 
     A refusal is ``UNAUTHENTICATED`` with the ``AccessDenied`` ErrorInfo, so the
     client raises ``AccessDenied``.
     """
 
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+    def __init__(self, auth: Authenticator) -> None:
+        self._auth = auth
         denied = error_status(
             E.AccessDenied("missing or wrong bridge token"), grpc.StatusCode.UNAUTHENTICATED
         )
@@ -60,11 +63,8 @@ class _TokenAuth(grpc.ServerInterceptor):
         method = handler_call_details.method
         if method.startswith("/grpc.health.v1.Health/"):
             return continuation(handler_call_details)
-        for key, value in handler_call_details.invocation_metadata or ():
-            if key == "authorization":
-                given = value.encode() if isinstance(value, str) else value
-                if hmac.compare_digest(given, self._expected):
-                    return continuation(handler_call_details)
+        if self._auth.user(handler_call_details.invocation_metadata) is not None:
+            return continuation(handler_call_details)
         handler = continuation(handler_call_details)
         if handler is None:
             return None
@@ -77,19 +77,29 @@ class BridgeServer:
     def __init__(
         self,
         address: str,
-        token: str,
+        token: str | None,
         store: Store,
         *,
+        users: str | None = None,
+        max_sessions_per_principal: int = 32,
+        max_lease_ttl_s: float = 300.0,
+        max_session_ttl_s: float = MAX_SESSION_TTL_S,
+        max_value_bytes: int = MAX_VALUE_BYTES,
+        history_keep: int = HISTORY_LIMIT,
+        tls: tuple[bytes, bytes] | None = None,
         max_workers: int = 512,
         default_ttl_s: float = DEFAULT_TTL_S,
         event_limit: int = EVENT_LIMIT,
         watch_queue: int = WATCH_QUEUE,
         workers: int | None = None,
+        policy: ExecutionPolicy | None = None,
     ) -> None:
-        if not token:
-            raise E.ValidationError("the bridge server needs a non-empty token")
-        if event_limit < 1 or watch_queue < 1:
-            raise E.ValidationError("event_limit and watch_queue must be >= 1")
+        auth = Authenticator(token, users)
+        check_ttl(default_ttl_s, max_session_ttl_s, "the default session TTL")
+        if event_limit < 1 or watch_queue < 1 or history_keep < 1 or max_value_bytes < 1:
+            raise E.ValidationError(
+                "event_limit, watch_queue, history_keep and max_value_bytes must be >= 1"
+            )
         self.store = store
         self.servicer = BridgeServicer(
             store,
@@ -97,16 +107,33 @@ class BridgeServer:
             event_limit=event_limit,
             watch_queue=watch_queue,
             workers=workers,
+            policy=policy,
+            auth=auth,
+            max_value_bytes=max_value_bytes,
+            history_keep=history_keep,
+            max_sessions_per_principal=max_sessions_per_principal,
+            max_lease_ttl_s=check_ttl(max_lease_ttl_s, MAX_LEASE_TTL_S, "max_lease_ttl_s"),
+            max_session_ttl_s=check_ttl(max_session_ttl_s, float("1e9"), "max_session_ttl_s"),
         )
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dspex-rpc"),
-            interceptors=[_TokenAuth(token)],
+            interceptors=[_TokenAuth(auth)],
             options=SERVER_OPTIONS,
         )
         pb_grpc.add_DSPexBridgeServicer_to_server(self.servicer, self._server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        port = self._server.add_insecure_port(address)
+        #: ``(certificate chain PEM, private key PEM)``: serve TLS (gRPC's ssl_server_credentials).
+        self.tls = tls is not None
+        if tls is not None:
+            cert, key = tls
+            try:
+                credentials = grpc.ssl_server_credentials([(key, cert)])
+            except Exception as exc:  # grpc raises a bare RuntimeError for bad PEM
+                raise E.ValidationError(f"cannot use the TLS certificate/key: {exc}") from None
+            port = self._server.add_secure_port(address, credentials)
+        else:
+            port = self._server.add_insecure_port(address)
         if not port and not address.startswith("unix"):
             raise E.BridgeUnavailable(f"cannot listen on {address!r}")
         if address.startswith("unix"):

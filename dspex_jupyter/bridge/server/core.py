@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ... import errors as E
 from ...errors import SessionNotFound
 from ...variables.record import Variable, WatchEvent
 from ...variables.table import SNAPSHOT_FORMAT, variable_from_dict
@@ -23,6 +24,7 @@ from .. import convert as C
 from .._proto import dspex_bridge_pb2 as pb
 from ..production import SIGNAL_KINDS, AccessControl, DependencyGraph, Lease
 from ..store import SessionData, Store
+from .policy import ExecutionPolicy
 from .session import (
     EVENT_LIMIT,
     GONE,
@@ -32,10 +34,13 @@ from .session import (
     event_dict,
     event_message,
 )
+from .users import Authenticator
 
 __all__ = ["ServicerCore", "DEFAULT_TTL_S", "lock_events"]
 
 DEFAULT_TTL_S = 3600.0
+MAX_SESSION_TTL_S = 7 * 24 * 3600.0
+MAX_VALUE_BYTES = 1024 * 1024
 
 
 class ServicerCore:
@@ -49,8 +54,23 @@ class ServicerCore:
         event_limit: int = EVENT_LIMIT,
         watch_queue: int = WATCH_QUEUE,
         workers: int | None = None,
+        policy: ExecutionPolicy | None = None,
+        auth: Authenticator | None = None,
+        max_sessions_per_principal: int = 32,
+        max_lease_ttl_s: float = 300.0,
+        max_session_ttl_s: float = MAX_SESSION_TTL_S,
+        max_value_bytes: int = MAX_VALUE_BYTES,
+        history_keep: int = HISTORY_LIMIT,
     ) -> None:
         self.store = store
+        self.policy = policy or ExecutionPolicy()
+        #: ``None``: an in-process servicer with no token check (tests of the servicer).
+        self.auth = auth
+        self.max_sessions_per_principal = max_sessions_per_principal
+        self.max_lease_ttl_s = max_lease_ttl_s
+        self.max_session_ttl_s = max_session_ttl_s
+        self.max_value_bytes = max_value_bytes
+        self.history_keep = history_keep
         self.default_ttl_s = default_ttl_s
         self.event_limit = event_limit
         self.watch_queue = watch_queue
@@ -60,7 +80,7 @@ class ServicerCore:
         self._closing = False
         self.sessions: dict[str, Session] = {}
         self._sessions_lock = threading.Lock()
-        for data in store.load(HISTORY_LIMIT, event_limit):
+        for data in store.load(history_keep, event_limit):
             self._restore(data)
 
     # ------------------------------------------------------------------ sessions
@@ -72,7 +92,7 @@ class ServicerCore:
             session.table.import_({"format": SNAPSHOT_FORMAT, "variables": data.variables})
         for name, rows in data.history.items():
             session.history[name] = collections.deque(
-                (variable_from_dict(r)[0] for r in rows), maxlen=HISTORY_LIMIT
+                (variable_from_dict(r)[0] for r in rows), maxlen=self.history_keep
             )
         for seq, event in data.events:
             session.events.append((seq, event_message(event)))
@@ -110,6 +130,14 @@ class ServicerCore:
                 watcher.end(GONE)
 
     # ------------------------------------------------------------------ writes
+
+    def _check_bytes(self, text: str, what: str) -> None:
+        """``ValidationError`` if ``text`` (a value's JSON) is over ``--max-value-bytes``."""
+        if len(text) * 4 > self.max_value_bytes and len(text.encode()) > self.max_value_bytes:
+            raise E.ValidationError(
+                f"{what} is {len(text.encode())} bytes of JSON; this server keeps values of at "
+                f"most {self.max_value_bytes} bytes (--max-value-bytes)"
+            )
 
     def _write(
         self,
@@ -202,7 +230,7 @@ class ServicerCore:
             elif not signal:
                 hist = session.history.get(event.name)
                 if hist is None or event.kind == "registered":
-                    hist = session.history[event.name] = collections.deque(maxlen=HISTORY_LIMIT)
+                    hist = session.history[event.name] = collections.deque(maxlen=self.history_keep)
                 hist.append(record)
             record_pb = None if record is None else C.record_to_pb(record)
             if signal:  # the event's own metadata, with the current record alongside
@@ -290,7 +318,7 @@ def lock_events(
                     kind,
                     lease.holder,
                     now,
-                    {"holder": lease.holder, "lease_id": lease.lease_id, "reason": reason},
+                    {"holder": lease.holder, "reason": reason},  # never the id: a capability
                 )
             )
     return out

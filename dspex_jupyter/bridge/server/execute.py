@@ -1,6 +1,9 @@
 """ExecuteModule: run a DSPy module in the worker pool, bindings read from the session.
 
-Needs the "read" right on every bound variable. The work itself (spec checks,
+Needs the "execute" right on the session whatever the bindings, plus "read"
+on every bound variable. Tools and the LM endpoint follow the server's
+:class:`~.policy.ExecutionPolicy`: a request naming an unregistered tool fails
+here, before a worker imports anything. The work itself (spec checks,
 binding resolution, the worker round trip) is ``bridge/execution.py``; this
 handler only parses the request, checks access and hands the pool over.
 """
@@ -39,7 +42,7 @@ class ExecuteMixin(ServicerCore):
         if pool is not None:
             pool.close()
 
-    @rpc("read", names=lambda request: sorted(set(request.bindings.values())))
+    @rpc("execute")
     def ExecuteModule(self, request: Any, call: Call) -> pb.ExecuteModuleResponse:
         from ..execution import execute_module_request
 
@@ -49,7 +52,11 @@ class ExecuteMixin(ServicerCore):
         lm_config = C.loads_map(request.lm_config_json, "lm config") or {}
         if request.timeout_s < 0:
             raise E.ValidationError(f"timeout_s must be >= 0, got {request.timeout_s}")
-        call.check()
+        with call.locked():  # "execute" on the session, then "read" on what it binds
+            for name in sorted(set(request.bindings.values())):
+                session.acl.require(call.caller.principal, "read", name, session.id)
+        spec = self.policy.resolve_spec(spec)
+        lm_config = self.policy.lm_config(lm_config)
 
         def lookup(name: str) -> tuple[Any, int]:
             with session.lock:

@@ -11,6 +11,7 @@ Revoke and GetPermissions of another principal.
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,9 +38,10 @@ def _named(request: Any) -> list[str]:
     return [request.name]
 
 
-def _lease_pb(lease: Lease) -> pb.Lease:
+def _lease_pb(lease: Lease, with_id: bool = True) -> pb.Lease:
+    """A lease as a reply shows it; only its acquirer ever gets the id (a capability)."""
     return pb.Lease(
-        lease_id=lease.lease_id,
+        lease_id=lease.lease_id if with_id else "",
         holder=lease.holder,
         names=lease.names,
         expires_at=lease.deadline(),
@@ -103,18 +105,31 @@ class ProductionMixin(ServicerCore):
         holder = request.holder
         if not holder or len(holder) > 256:
             raise E.ValidationError(f"holder must be 1..256 characters, got {holder!r}")
-        ttl_s = check_ttl(request.ttl_s)
+        ttl_s = check_ttl(request.ttl_s, self.max_lease_ttl_s)
         with call.locked() as session:
             for n in names:
                 session.table.get(n)  # VariableNotFound
             self._expire_leases(session)
-            lease = session.leases.acquire(names, holder, ttl_s, call.caller.client)
+            lease = session.leases.acquire(
+                names, holder, ttl_s, call.caller.client, call.caller.principal
+            )
             self._signal(session, lock_events(session, lease, names, "locked", "acquired"))
             return _lease_pb(lease)
 
-    def _lease(self, session: Session, lease_id: str) -> Lease:
+    def _own_lease(self, session: Session, lease_id: str, principal: str) -> Lease | None:
+        """The caller's lease ``lease_id``; ``None`` if no such lease is the caller's.
+
+        A lease id alone is not enough: a lease of another principal is treated
+        exactly as one that does not exist (no oracle for ids).
+        """
         self._expire_leases(session)
-        lease = session.leases.get(lease_id)
+        lease = session.leases.get(lease_id) if lease_id else None
+        if lease is None or not hmac.compare_digest(lease.principal, principal):
+            return None
+        return lease
+
+    def _lease(self, session: Session, lease_id: str, principal: str) -> Lease:
+        lease = self._own_lease(session, lease_id, principal)
         if lease is None:
             raise E.LockedError(
                 f"lease {lease_id!r} is not held (it expired, was released, or never existed)"
@@ -124,17 +139,16 @@ class ProductionMixin(ServicerCore):
     @rpc()
     def RenewLock(self, request: Any, call: Call) -> pb.Lease:
         with call.locked() as session:
-            lease = self._lease(session, request.lease_id)
+            lease = self._lease(session, request.lease_id, call.caller.principal)
             if request.ttl_s:
-                lease.ttl_s = check_ttl(request.ttl_s)
+                lease.ttl_s = check_ttl(request.ttl_s, self.max_lease_ttl_s)
             lease.expires_at = time.time() + lease.ttl_s
             return _lease_pb(lease)
 
     @rpc()
     def ReleaseLock(self, request: Any, call: Call) -> pb.ReleaseLockResponse:
         with call.locked() as session:
-            self._expire_leases(session)
-            lease = session.leases.get(request.lease_id)
+            lease = self._own_lease(session, request.lease_id, call.caller.principal)
             if lease is None:
                 return pb.ReleaseLockResponse(released=False)
             names = session.leases.drop(lease)
@@ -152,7 +166,7 @@ class ProductionMixin(ServicerCore):
                 if session.acl.allowed(principal, "read", n)
             }
             leases = [
-                _lease_pb(lease)
+                _lease_pb(lease, with_id=False)
                 for lease in session.leases.by_id.values()
                 if any(n in visible for n in lease.names)
             ]

@@ -1,8 +1,9 @@
 """The one guard every bridge RPC goes through: ``@rpc(right=...)``.
 
 A handler declares the right it needs and which variables it needs it on; the
-decorator resolves the session and the caller (``dspex-principal``,
-``dspex-lease`` and ``dspex-client`` call metadata), hands the handler a
+decorator checks name lengths, resolves the session and the caller (the
+token's user on a users-file server, else ``dspex-principal``; ``dspex-lease``
+and ``dspex-client`` call metadata), hands the handler a
 :class:`Call`, and turns every ``DSPexError`` the handler raises into a gRPC
 status with a ``google.rpc.ErrorInfo`` detail (``bridge/errors.py``), which the
 client decodes back into the same class.
@@ -31,6 +32,7 @@ import grpc
 from ... import errors as E
 from ..errors import error_status
 from .session import Session
+from .users import Authenticator, User
 
 __all__ = ["OWNER", "Call", "Caller", "abort", "caller_of", "rpc"]
 
@@ -41,25 +43,39 @@ OWNER = "owner"
 
 
 class Caller(NamedTuple):
-    """Who is calling, from the call metadata."""
+    """Who is calling: the principal, the lease ids it carries, its connection, whether admin."""
 
     principal: str
     leases: frozenset[str]
     client: str
+    admin: bool = False
 
 
-def caller_of(context: grpc.ServicerContext) -> Caller:
-    """``dspex-principal``, ``dspex-lease`` (comma-separated ids) and ``dspex-client``."""
+def caller_of(context: grpc.ServicerContext, auth: Authenticator | None = None) -> Caller:
+    """The caller, from ``dspex-principal``, ``dspex-lease`` (comma-separated ids),
+    ``dspex-client`` and, on a users-file server, the token.
+
+    On a users-file server the principal is the token's user: a differing
+    asserted ``dspex-principal`` is ``AccessDenied``, never honoured.
+    """
     principal, client = "", ""
     leases: frozenset[str] = frozenset()
-    for key, value in context.invocation_metadata() or ():
+    metadata = context.invocation_metadata() or ()
+    for key, value in metadata:
         if key == "dspex-principal":
             principal = value
         elif key == "dspex-lease":
             leases = frozenset(x for x in value.split(",") if x)
         elif key == "dspex-client":
             client = value
-    return Caller(principal, leases, client)
+    if auth is None or not auth.shared:
+        return Caller(principal, leases, client, admin=True)
+    user = auth.user(metadata)
+    if not isinstance(user, User):  # the interceptor lets no such call through
+        raise E.AccessDenied("missing or wrong bridge token")
+    if principal and principal != user.name:
+        raise E.AccessDenied(f"this token belongs to {user.name!r}; it cannot act as {principal!r}")
+    return Caller(user.name, leases, client, admin=user.admin)
 
 
 def abort(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:
@@ -126,6 +142,34 @@ class Call:
 
 Names = Callable[[Any], Sequence[str] | None]
 
+#: The longest variable (or holder) name a request may carry.
+MAX_NAME_CHARS = 256
+_NAME_FIELDS = ("name", "holder", "variable")
+_NAME_LISTS = ("names", "order")
+_NAME_MAPS = ("values_json", "expected_versions", "bindings")
+
+
+def check_names(request: Any) -> None:
+    """``ValidationError`` for a name over 256 characters, quoting only its start
+    (an error echoing a huge name would not fit a status and be ``RESOURCE_EXHAUSTED``)."""
+    fields = request.DESCRIPTOR.fields_by_name
+    found: list[str] = []
+    for key in _NAME_FIELDS:
+        if key in fields:
+            found.append(getattr(request, key))
+    for key in (*_NAME_LISTS, *_NAME_MAPS):
+        if key in fields:
+            found.extend(getattr(request, key))
+    for key in ("bindings",):
+        if key in fields:
+            found.extend(getattr(request, key).values())
+    for name in found:
+        if isinstance(name, str) and len(name) > MAX_NAME_CHARS:
+            raise E.ValidationError(
+                f"names must be at most {MAX_NAME_CHARS} characters; got one of {len(name)} "
+                f"starting {name[:40]!r}"
+            )
+
 
 def rpc(
     right: str | None = None,
@@ -137,7 +181,7 @@ def rpc(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Make ``handler(self, request, call)`` a servicer method ``(self, request, context)``.
 
-    ``right``: "read", "write", "observe", "optimize", :data:`OWNER` or ``None``
+    ``right``: "read", "write", "observe", "optimize", "execute", :data:`OWNER` or ``None``
     (the token suffices). ``names(request)``: the variables it is needed on
     (``None``: session-wide). ``what``: the operation, for the owner-only message.
     ``session``: "required" (``SessionNotFound`` if absent; any use but
@@ -146,6 +190,7 @@ def rpc(
     """
 
     def prepare(servicer: Any, request: Any, context: grpc.ServicerContext) -> Call:
+        check_names(request)
         if session == "required":
             found = servicer._session(request.session_id, touch=touch)
         elif session == "optional":
@@ -153,7 +198,9 @@ def rpc(
         else:
             found = None
         scope = None if names is None else names(request)
-        return Call(context, caller_of(context), found, right, scope, what)
+        return Call(
+            context, caller_of(context, getattr(servicer, "auth", None)), found, right, scope, what
+        )
 
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.isgeneratorfunction(handler):

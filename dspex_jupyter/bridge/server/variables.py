@@ -18,7 +18,10 @@ from .._proto import dspex_bridge_pb2 as pb
 from .core import ServicerCore
 from .rpc import Call, rpc
 
-__all__ = ["VariablesMixin"]
+__all__ = ["VariablesMixin", "HISTORY_PAGE_BYTES"]
+
+#: A GetHistory reply holds at most this much (always at least one record).
+HISTORY_PAGE_BYTES = 4 * 1024 * 1024
 
 
 def _named(request: Any) -> list[str]:
@@ -47,6 +50,8 @@ class VariablesMixin(ServicerCore):
 
     @rpc("write", names=_named)
     def RegisterVariable(self, request: Any, call: Call) -> pb.WriteResponse:
+        self._check_bytes(request.initial_json, f"the initial value of {request.name!r}")
+        self._check_bytes(request.metadata_json, "the metadata")
         record, validator = define(
             request.name,
             request.type,
@@ -64,6 +69,8 @@ class VariablesMixin(ServicerCore):
     @rpc("write", names=_named)
     def SetVariable(self, request: Any, call: Call) -> pb.WriteResponse:
         session = call.live
+        self._check_bytes(request.value_json, f"the value of {request.name!r}")
+        self._check_bytes(request.metadata_json, "the metadata")
         value = C.loads(request.value_json)
         metadata = C.loads_map(request.metadata_json, "metadata")
         expected = request.expected_version if request.HasField("expected_version") else None
@@ -91,6 +98,9 @@ class VariablesMixin(ServicerCore):
         order = _update_order(request)
         if set(order) != set(request.values_json) or len(order) != len(set(order)):
             raise E.ValidationError("update order must name each updated variable once")
+        for n in order:
+            self._check_bytes(request.values_json[n], f"the value of {n!r}")
+        self._check_bytes(request.metadata_json, "the metadata")
         updates = {n: C.loads(request.values_json[n], f"value of {n!r}") for n in order}
         metadata = C.loads_map(request.metadata_json, "metadata")
         expected = dict(request.expected_versions) or None
@@ -149,6 +159,12 @@ class VariablesMixin(ServicerCore):
     @rpc("write")
     def ImportState(self, request: Any, call: Call) -> pb.BatchWriteResponse:
         snapshot = C.loads(request.snapshot_json, "snapshot")
+        variables = snapshot.get("variables") if isinstance(snapshot, dict) else None
+        for entry in variables if isinstance(variables, list) else ():
+            if isinstance(entry, dict):
+                self._check_bytes(
+                    C.dumps(entry.get("value")), f"the value of {entry.get('name')!r}"
+                )
         source = request.source if request.HasField("source") else None
         with call.locked() as session:
             if session.leases.by_id:
@@ -185,12 +201,25 @@ class VariablesMixin(ServicerCore):
 
     @rpc("read", names=_named)
     def GetHistory(self, request: Any, call: Call) -> pb.VariablesResponse:
+        """The newest ``limit`` records (below ``before_version``, if given), oldest first,
+        in pages that fit a message: ``more`` says older ones remain."""
         with call.locked() as session:
             session.table.get(request.name)
             records = list(session.history.get(request.name, ()))
+        if request.before_version:
+            records = [r for r in records if r.version < request.before_version]
         if request.limit:
             records = records[-request.limit :]
-        return pb.VariablesResponse(records=[C.record_to_pb(r) for r in records])
+        page: list[pb.VariableRecord] = []
+        size = 0
+        for record in reversed(records):
+            message = C.record_to_pb(record)
+            size += message.ByteSize() + 8
+            if page and size > HISTORY_PAGE_BYTES:
+                break
+            page.append(message)
+        page.reverse()
+        return pb.VariablesResponse(records=page, more=len(page) < len(records))
 
     @rpc("read")
     def ExportState(self, request: Any, call: Call) -> pb.ExportStateResponse:
