@@ -116,7 +116,10 @@ def _execute(path: Path, kernel: str, cwd: Path, timeout: int = 120):
         startup_timeout=120,
         resources={"metadata": {"path": str(cwd)}},
     )
-    client.execute()
+    try:
+        client.execute()
+    finally:  # kept for reading after a failure (pytest's tmp_path)
+        nbformat.write(nb, str(cwd / path.name))
     errors = [output for _, output in _outputs(nb, "error")]
     assert errors == [], errors
     text = "".join(
@@ -238,15 +241,17 @@ def test_tuning_notebook_executes_top_to_bottom(venv_kernel, tmp_path):
     assert "they were disabled during the search: True" in text
     assert "and are live again: True" in text
     # the tuner's writes are versions in history, with where they came from
-    assert re.search(r"by tuner \{'source': 'tuner', 'trial': 7\}", text)
-    final = re.search(
-        r"v(\d+): (\S+) by tuner \{'source': 'tuner', 'study': '[^']+', 'trial': (\d), "
-        r"'score': ([0-9.]+)\}",
-        text,
-    )
-    assert final is not None, text
-    assert float(final.group(4)) == best
-    assert float(final.group(2)) == best_values["temperature"]
+    history = [
+        (int(m.group(1)), ast.literal_eval(m.group(2)), m.group(3), ast.literal_eval(m.group(4)))
+        for m in re.finditer(r"^v(\d+): (\S+) by (\w+) (\{.*\})$", text, re.M)
+    ]
+    trial_writes = [h for h in history if h[3].get("source") == "tuner" and "study" not in h[3]]
+    assert [meta["trial"] for *_, meta in trial_writes] == list(range(8))
+    assert all(source == "tuner" for _, _, source, _ in trial_writes)
+    version, value, source, meta = history[-1]  # the best values, written last
+    assert source == "tuner" and meta["source"] == "tuner" and meta["study"]
+    assert meta["score"] == best and value == best_values["temperature"]
+    assert version == trial_writes[-1][0] + 1
     rolled = re.search(r"instructions: (plain|defined) -> plain \(new version (\d+)\)", text)
     assert rolled is not None, text
     assert int(rolled.group(2)) > 9  # v1, eight trial writes, the best: then the rollback
