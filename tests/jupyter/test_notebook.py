@@ -252,10 +252,11 @@ def test_tuning_notebook_executes_top_to_bottom(venv_kernel, tmp_path):
     assert source == "tuner" and meta["source"] == "tuner" and meta["study"]
     assert meta["score"] == best and value == best_values["temperature"]
     assert version == trial_writes[-1][0] + 1
-    rolled = re.search(r"instructions: (plain|defined) -> plain \(new version (\d+)\)", text)
-    assert rolled is not None, text
-    assert int(rolled.group(2)) > 9  # v1, eight trial writes, the best: then the rollback
-    assert "the widget shows it: plain" in text
+    rolled = re.search(r"temperature: ([0-9.]+) -> 0\.7 \(new version (\d+)\)", text)
+    assert rolled is not None, text  # back to v1, the value before any tuning
+    assert float(rolled.group(1)) == best_values["temperature"]
+    assert int(rolled.group(2)) == version + 1  # a new version after the tuner's last write
+    assert "the widget shows it: 0.7" in text
     assert "context live: True | backend: bridged" in text
     assert "notebook finished" in text
     html = _rich(nb, "text/html")
