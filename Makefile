@@ -1,10 +1,10 @@
-# The two commands of the README: `make demo` and `make test`.
-# Both set everything up first (scripts/bootstrap.sh), so a fresh clone needs nothing else.
+# The commands of the README: `make demo`, `make lab` and `make test`.
+# Each sets everything up first (scripts/bootstrap.sh), so a fresh clone needs nothing else.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bootstrapped
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo lab test bench lint clean
 
 setup: $(STAMP)
 
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 
 demo: setup
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(PY) examples/demo.py
+
+# JupyterLab on the teaching notebooks (notebooks/01..03), with the DSPex panel.
+lab: setup
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(VENV)/bin/jupyter lab notebooks/
 
 # The README's test command: lint, format, types, the TypeScript build (strict), then the suite.
 test: setup

@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import time
+from importlib.resources import files
 
 import optuna
 
@@ -34,16 +35,7 @@ from dspex_jupyter.modules import ChainOfThought, Predict  # noqa: E402  bridged
 from dspex_jupyter.native import QueryClassifier  # noqa: E402  native (in the kernel)
 
 LABELS = ["sports", "politics", "food", "technology"]
-TOPICS = [
-    ("The striker scored twice in the cup final.", "sports"),
-    ("Our team won the basketball championship last night.", "sports"),
-    ("Parliament passed the new budget bill today.", "politics"),
-    ("The senator announced her campaign for governor.", "politics"),
-    ("This pasta recipe uses fresh basil and garlic.", "food"),
-    ("Bake the bread for forty minutes until golden.", "food"),
-    ("The new smartphone chip runs apps twice as fast.", "technology"),
-    ("The software update fixes a security bug in the browser.", "technology"),
-]
+TOPICS = files("dspex_jupyter") / "data" / "topics.jsonl"  # the packaged 4-topic set
 INSTRUCTIONS = {
     "plain": "Classify the topic of the text.",
     "with definitions": (
@@ -106,7 +98,7 @@ def tune(context: Context) -> None:
     spec = Program.new().chain(
         [Predict(signature).bind_to_variable("instructions").bind_to_variable("temperature")]
     )
-    devset = load_dataset([{"text": text, "topic": topic} for text, topic in TOPICS])
+    devset = load_dataset(str(TOPICS), inputs=["text"])
     print(f"\nmeasure: {len(devset)} texts, {signature}, 4 in flight")
     start = time.perf_counter()
     baseline = Program.evaluate(

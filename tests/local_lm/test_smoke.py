@@ -106,3 +106,42 @@ def test_the_model_is_loaded_once_and_stops_with_the_server():
     assert not host.loaded
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
+
+
+#: Ten short texts for the smoke evaluation (structure only: a 135M model's accuracy is in bench/).
+TEN = [
+    *TOPIC_EXAMPLES,
+    ("Our team won the basketball championship last night.", "sports"),
+    ("The senator announced her campaign for governor.", "politics"),
+    ("Bake the bread for forty minutes until golden.", "food"),
+    ("The software update fixes a security bug in the browser.", "technology"),
+    ("The goalkeeper saved a penalty in the last minute.", "sports"),
+    ("Add a pinch of salt to the soup and stir.", "food"),
+]
+
+
+def test_a_ten_example_evaluation_on_the_real_model(bridge):
+    ctx = context(bridge)
+    try:
+        spec = Program.new().chain([Predict(TOPIC_SIGNATURE)])
+        devset = [{"text": text, "topic": label} for text, label in TEN]
+        evaluation = Program.evaluate(
+            spec, devset, "exact_match", context=ctx, num_threads=4, display_progress=False
+        )
+        assert evaluation.n == 10 and not evaluation.errors and not evaluation.timed_out
+        assert all(row.outputs["topic"] in LABELS for row in evaluation.rows)
+        assert 0.0 <= evaluation.score <= 1.0
+        assert evaluation.score == sum(row.score for row in evaluation.rows) / 10
+        assert evaluation.usage["prompt_tokens"] > 0 and evaluation.usage["completion_tokens"] > 0
+    finally:
+        ctx.stop()
+
+
+def test_one_easy_fact_the_model_gets_right(bridge):
+    ctx = context(bridge)
+    try:
+        spec = Program.new().chain([Predict("question -> answer")])
+        result = Program.run(spec, {"question": "What is the capital of France?"}, context=ctx)
+        assert "paris" in result.outputs["answer"].lower()
+    finally:
+        ctx.stop()
