@@ -39,18 +39,31 @@ def open_state(server: ServerProcess):
 
     def make(session_id: str | None = None, *, join: bool = False, srv=None) -> BridgedState:
         srv = srv or server
-        client = BridgeClient(srv.address, srv.token)
-        try:
-            state = BridgedState(client, session_id or uuid.uuid4().hex, join=join)
-        except BaseException:
-            client.close()
-            raise
-        made.append(state)
-        return state
+        return new_state(made, srv.address, srv.token, session_id or uuid.uuid4().hex, join=join)
 
     yield make
     for state in made:
         state.close()
+
+
+def new_state(
+    made: list[BridgedState],
+    address: str,
+    token: str,
+    session_id: str,
+    *,
+    join: bool = False,
+    principal: str | None = None,
+) -> BridgedState:
+    """A ``BridgedState`` on its own client, added to ``made`` (the fixture closes them)."""
+    client = BridgeClient(address, token, principal=principal)
+    try:
+        state = BridgedState(client, session_id, join=join)
+    except BaseException:
+        client.close()
+        raise
+    made.append(state)
+    return state
 
 
 def python_env() -> dict[str, str]:

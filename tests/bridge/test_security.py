@@ -20,6 +20,8 @@ from dspex_jupyter.errors import AccessDenied, ProgramError
 from dspex_jupyter.modules import Predict, ReAct
 from dspex_jupyter.testing import LMServer
 
+from .conftest import new_state
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 MARKER_TOOL = "tests.bridge._marker_tool:touch"
@@ -69,14 +71,9 @@ def open_as(shared):
     made: list[BridgedState] = []
 
     def make(session_id: str, principal: str | None = None, *, join: bool = True):
-        client = BridgeClient(shared.address, shared.token, principal=principal)
-        try:
-            state = BridgedState(client, session_id, join=join)
-        except BaseException:
-            client.close()
-            raise
-        made.append(state)
-        return state
+        return new_state(
+            made, shared.address, shared.token, session_id, join=join, principal=principal
+        )
 
     yield make
     for state in made:

@@ -19,7 +19,7 @@ from dspex_jupyter.bridge.state import BridgedState
 from dspex_jupyter.bridge.testing import ServerProcess
 from dspex_jupyter.errors import LockedError, ValidationError
 
-from .conftest import WAIT_S
+from .conftest import WAIT_S, new_state
 from .test_security_principals import add_user
 
 
@@ -42,14 +42,7 @@ def join(cls):
     made: list[BridgedState] = []
 
     def make(who: str, session_id: str) -> BridgedState:
-        client = BridgeClient(proc.address, tokens[who])
-        try:
-            state = BridgedState(client, session_id, join=True)
-        except BaseException:
-            client.close()
-            raise
-        made.append(state)
-        return state
+        return new_state(made, proc.address, tokens[who], session_id, join=True)
 
     yield make
     for state in made:

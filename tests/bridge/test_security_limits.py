@@ -13,10 +13,11 @@ import uuid
 import pytest
 
 from dspex_jupyter.bridge._proto import dspex_bridge_pb2 as pb
-from dspex_jupyter.bridge.client import BridgeClient
 from dspex_jupyter.bridge.state import BridgedState
 from dspex_jupyter.bridge.testing import ServerProcess
 from dspex_jupyter.errors import ValidationError
+
+from .conftest import new_state
 
 MiB = 1024 * 1024
 
@@ -26,16 +27,8 @@ def on():
     made: list[BridgedState] = []
 
     def make(srv: ServerProcess, session_id: str | None = None) -> BridgedState:
-        client = BridgeClient(srv.address, srv.token)
-        try:
-            state = BridgedState(
-                client, session_id or uuid.uuid4().hex, join=session_id is not None
-            )
-        except BaseException:
-            client.close()
-            raise
-        made.append(state)
-        return state
+        sid = session_id or uuid.uuid4().hex
+        return new_state(made, srv.address, srv.token, sid, join=session_id is not None)
 
     yield make
     for state in made:

@@ -19,6 +19,12 @@ from tests.tuning.test_tuner import SPEC
 from .test_schema import RecordingComm, Shell
 
 
+def _shown(snapshot: dict, name: str) -> dict:
+    """The context called ``name`` in a snapshot (other tests' live contexts may be listed too)."""
+    (context,) = [c for c in snapshot["contexts"] if c["name"] == name]
+    return context
+
+
 def _tunings(comm: RecordingComm) -> list[dict]:
     return [m["tuning"] for m in comm.sent if m["type"] == "tuning"]
 
@@ -31,7 +37,7 @@ def test_a_running_tuning_then_its_best_reach_the_panel() -> None:
         ctx.defvariable("temperature", "float", initial=0.7, constraints={"min": 0.0, "max": 1.0})
         hub.shell.user_ns["tuned"] = ctx
         hub.open_channel(comm)
-        assert comm.sent[0]["contexts"][0]["tuning"] is None
+        assert _shown(comm.sent[0], "tuned")["tuning"] is None
         tuner = Tuner(
             SPEC,
             scripted.DEVSET,
@@ -67,7 +73,7 @@ def test_a_running_tuning_then_its_best_reach_the_panel() -> None:
         assert result.best_score == 1.0
         # a fresh snapshot says the same
         comm.request({"type": "request_snapshot", "reason": "test"})
-        assert comm.sent[-1]["contexts"][0]["tuning"] == done
+        assert _shown(comm.sent[-1], "tuned")["tuning"] == done
     finally:
         gate.set()
         scripted.blocked.pop("Japan", None)

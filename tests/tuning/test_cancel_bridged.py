@@ -19,6 +19,7 @@ import pytest
 
 from dspex_jupyter import Context, Program
 from dspex_jupyter.bridge.server import BridgeServer
+from dspex_jupyter.bridge.server.policy import ExecutionPolicy
 from dspex_jupyter.bridge.store import open_store
 from dspex_jupyter.modules import Predict
 from dspex_jupyter.testing import LMServer
@@ -59,7 +60,11 @@ class HeldLM:
 @pytest.fixture(scope="module")
 def bridge() -> Iterator[BridgeServer]:
     token = secrets.token_urlsafe(16)
-    server = BridgeServer("127.0.0.1:0", token, open_store("memory", 1000), workers=1).start()
+    # like a kernel's private server, it lets its client name the (scripted) LM endpoint
+    policy = ExecutionPolicy(allow_client_lm=True)
+    server = BridgeServer(
+        "127.0.0.1:0", token, open_store("memory", 1000), workers=1, policy=policy
+    ).start()
     server.token = token  # type: ignore[attr-defined]
     yield server
     server.stop(grace=0.5)
