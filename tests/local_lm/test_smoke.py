@@ -94,7 +94,7 @@ def test_the_model_is_loaded_once_and_stops_with_the_server():
     server = BridgeServer("127.0.0.1:0", token, open_store("memory", 100), workers=1).start()
     ctx = Context.start(bridge=server.address, token=token)
     try:
-        spec = Program.new().chain([Predict("question -> answer")])
+        spec = Program.new().chain([ChainOfThought("question -> answer")])
         Program.run(spec, {"question": "What is the capital of France?"}, context=ctx)
         host = local_host(server)
         load_s, port = host.load_s, int(host.url.rsplit(":", 1)[1].split("/")[0])
@@ -140,7 +140,7 @@ def test_a_ten_example_evaluation_on_the_real_model(bridge):
 def test_one_easy_fact_the_model_gets_right(bridge):
     ctx = context(bridge)
     try:
-        spec = Program.new().chain([Predict("question -> answer")])
+        spec = Program.new().chain([ChainOfThought("question -> answer")])
         result = Program.run(spec, {"question": "What is the capital of France?"}, context=ctx)
         assert "paris" in result.outputs["answer"].lower()
     finally:
