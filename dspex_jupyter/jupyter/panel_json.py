@@ -56,7 +56,7 @@ def tuning_json(records: Iterable[Any], locks: Mapping[str, str]) -> dict[str, A
     """The tuning this context shows, derived from what the Tuner already publishes.
 
     The Tuner (floor 6, which must not know the panel) writes each trial's values
-    with ``source="tuner"`` and ``{"trial": n}``, holds a lease named
+    with ``source="tuner"`` and ``{"trial": n, "best_score": best so far}``, holds a lease named
     ``tuner:<study>`` on a bridged context, and writes the best values last with
     ``{"study", "trial", "score"}``. So: a ``tuner:`` lease or a trial write without
     a ``study`` is a running tuning; a write with ``study`` is a finished one.
@@ -69,7 +69,7 @@ def tuning_json(records: Iterable[Any], locks: Mapping[str, str]) -> dict[str, A
     meta = dict(latest.metadata) if latest is not None else {}
     finished = "study" in meta and not holders
     study = meta.get("study") or (holders[0].split(":", 1)[1] if holders else None)
-    score = meta.get("score") if finished else None
+    score = meta.get("score") if finished else meta.get("best_score")
     trial = meta.get("trial")
     return {
         "state": "done" if finished else "running",

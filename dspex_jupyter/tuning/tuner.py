@@ -228,9 +228,12 @@ class Tuner:
     ) -> Any:
         def objective(trial: Any) -> float:
             params = {n: _suggest(trial, n, d) for n, d in self.space.items()}
-            self.context.update_many(
-                params, metadata={"source": "tuner", "trial": trial.number}, source="tuner"
-            )
+            metadata: dict[str, Any] = {"source": "tuner", "trial": trial.number}
+            try:  # the best score so far travels with each trial's write (the panel shows it)
+                metadata["best_score"] = float(study.best_value)
+            except ValueError:  # no trial has completed yet
+                pass
+            self.context.update_many(params, metadata=metadata, source="tuner")
             evaluation = prepared.run(params, num_threads=self.num_threads, display_progress=False)
             if evaluation.interrupted:
                 raise KeyboardInterrupt

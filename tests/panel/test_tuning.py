@@ -71,6 +71,9 @@ def test_a_running_tuning_then_its_best_reach_the_panel() -> None:
             "variables": ["temperature"],
         }
         assert result.best_score == 1.0
+        # while trial 1 ran, the panel showed trial 0's score as the best so far
+        (second,) = [t for t in _tunings(comm) if t["state"] == "running" and t["trial"] == 1]
+        assert second["best_score"] == result.study.trials[0].value
         # a fresh snapshot says the same
         comm.request({"type": "request_snapshot", "reason": "test"})
         assert _shown(comm.sent[-1], "tuned")["tuning"] == done
