@@ -14,9 +14,41 @@ best score so far and the trial number; bqplot is not imported then.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["LiveView", "short_value"]
+__all__ = ["LiveView", "short_value", "svg_chart"]
+
+
+def svg_chart(scores: Sequence[float | None], width: int = 360, height: int = 120) -> str:
+    """Trial scores (dots) and the best so far (line), as SVG text.
+
+    The live view's chart is a bqplot widget, which needs a running kernel; this
+    static drawing of the same data is what a *saved* notebook keeps.
+    """
+    pad = 6
+    done = [(i, s) for i, s in enumerate(scores) if s is not None]
+    if not done:
+        return f'<svg width="{width}" height="{height}"></svg>'
+    low, high = min(s for _, s in done), max(s for _, s in done)
+    span = (high - low) or 1.0
+    n = max(len(scores) - 1, 1)
+
+    def xy(i: int, s: float) -> tuple[float, float]:
+        return pad + i * (width - 2 * pad) / n, height - pad - (s - low) * (height - 2 * pad) / span
+
+    dots = "".join(
+        '<circle cx="{:.1f}" cy="{:.1f}" r="3" fill="#4c78a8"/>'.format(*xy(i, s)) for i, s in done
+    )
+    best, line = float("-inf"), []
+    for i, s in done:
+        best = max(best, s)
+        line.append("{:.1f},{:.1f}".format(*xy(i, best)))
+    return (
+        f'<svg width="{width}" height="{height}" class="dspex-tune-chart">'
+        f'<polyline points="{" ".join(line)}" fill="none" stroke="#f58518"/>{dots}</svg>'
+    )
+
 
 _TABLE_ROWS = 20  # the trials table shows the latest trials; the study has them all
 

@@ -91,3 +91,15 @@ def test_outside_a_notebook_the_view_is_a_text_bar(capsys):
     assert view.scores == [1.0] and "0.1" in view.rows[0]
     err = capsys.readouterr().err
     assert "tune study" in err and "best=1.000" in err and "trial=0" in err
+
+
+def test_the_static_chart_draws_every_finished_trial_and_the_best_so_far():
+    from dspex_jupyter.tuning.live import svg_chart
+
+    svg = svg_chart([0.25, None, 0.5, 0.375])
+    assert 'class="dspex-tune-chart"' in svg
+    assert svg.count("<circle") == 3  # the unfinished trial has no dot
+    points = svg.split('points="')[1].split('"')[0].split()
+    heights = [float(p.split(",")[1]) for p in points]
+    assert heights == sorted(heights, reverse=True)  # the best so far never drops
+    assert svg_chart([None]) == '<svg width="360" height="120"></svg>'
