@@ -46,30 +46,34 @@ def number(text: str) -> re.Pattern:
 ROW = '#dspex-panel .dspex-variable[data-name="temperature"]'
 
 
-@pytest.fixture
-def notebook(lab) -> str:
+def write_notebook(lab, name: str, cells: list[str]) -> str:
+    """Write a notebook of ``cells`` (Python 3 kernel) into the lab's root; its name."""
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
         "language": "python",
     }
-    name = "panel_demo.ipynb"
     nbformat.write(nb, str(lab.root / name))
     return name
 
 
-def run_cell(page: Page, index: int) -> list[dict]:
-    """Run one cell with JupyterLab's own command; fail on an error output."""
-    outputs = page.evaluate(
+@pytest.fixture
+def notebook(lab) -> str:
+    return write_notebook(lab, "panel_demo.ipynb", CELLS)
+
+
+def cell_outputs(page: Page, index: int) -> list[dict]:
+    """Run one cell with JupyterLab's own command; its outputs, errors included."""
+    return page.evaluate(
         """async (index) => {
             const app = window.jupyterapp;
             const panel = app.shell.currentWidget;
             panel.content.activeCellIndex = index;
             await app.commands.execute('notebook:run-cell');
             const cell = panel.content.widgets[index];
-            const deadline = Date.now() + 120000;
+            const deadline = Date.now() + 180000;
             while (cell.model.executionCount === null && Date.now() < deadline) {
                 await new Promise(r => setTimeout(r, 100));
             }
@@ -77,6 +81,11 @@ def run_cell(page: Page, index: int) -> list[dict]:
         }""",
         index,
     )
+
+
+def run_cell(page: Page, index: int) -> list[dict]:
+    """Run one cell; fail on an error output."""
+    outputs = cell_outputs(page, index)
     errors = [o for o in outputs if o.get("output_type") == "error"]
     assert not errors, f"cell {index} failed: {errors}"
     return outputs
@@ -255,14 +264,7 @@ RUN_CELLS = [
 
 
 def test_panel_shows_runs_with_variable_versions(page: Page, lab) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in RUN_CELLS]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, str(lab.root / "runs_demo.ipynb"))
+    write_notebook(lab, "runs_demo.ipynb", RUN_CELLS)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     open_notebook_and_panel(page, lab, "runs_demo.ipynb")
 

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from .conftest import ARTIFACTS
-from .test_panel import PANEL, WAIT, open_notebook_and_panel, run_cell
+from .test_panel import PANEL, WAIT, cell_outputs, open_notebook_and_panel, run_cell, write_notebook
 
 LONG = "Which city is the capital of France, and what river runs through it? " * 3
 
@@ -60,25 +60,6 @@ CELLS = [
 RAW_HTML = ("<span", "<small", "<b>", "&#", "<table", "<div")
 
 
-def run_cell_outputs(page: Page, index: int) -> list[dict]:
-    """Run one cell and return its outputs, errors included."""
-    return page.evaluate(
-        """async (index) => {
-            const app = window.jupyterapp;
-            const panel = app.shell.currentWidget;
-            panel.content.activeCellIndex = index;
-            await app.commands.execute('notebook:run-cell');
-            const cell = panel.content.widgets[index];
-            const deadline = Date.now() + 180000;
-            while (cell.model.executionCount === null && Date.now() < deadline) {
-                await new Promise(r => setTimeout(r, 100));
-            }
-            return cell.model.outputs.toJSON();
-        }""",
-        index,
-    )
-
-
 def row(page: Page, name: str):
     return page.locator(f'{PANEL} .dspex-variable[data-name="{name}"]')
 
@@ -90,17 +71,7 @@ def kernel(page: Page) -> str:
 
 @pytest.fixture
 def notebook(lab) -> str:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, str(lab.root / "controls_demo.ipynb"))
-    return "controls_demo.ipynb"
+    return write_notebook(lab, "controls_demo.ipynb", CELLS)
 
 
 def test_controls_locks_runs_and_tuning(page: Page, lab, notebook: str) -> None:
@@ -207,7 +178,7 @@ def test_controls_locks_runs_and_tuning(page: Page, lab, notebook: str) -> None:
     page.locator(PANEL).screenshot(path=str(ARTIFACTS / "panel-controls.png"))
 
     # no LM and no embedded model: one short error naming dspex's ways out
-    outputs = run_cell_outputs(page, 7)
+    outputs = cell_outputs(page, 7)
     (error,) = [o for o in outputs if o.get("output_type") == "error"]
     assert error["ename"] == "LocalLMUnavailable"
     shown = "\n".join(error["traceback"])
@@ -228,8 +199,8 @@ def test_controls_locks_runs_and_tuning(page: Page, lab, notebook: str) -> None:
         """() => window.jupyterapp.shell.currentWidget.content.widgets
                  .map(c => c.model.type === 'code' ? c.model.outputs.toJSON() : [])"""
     )
-    for index, cell_outputs in enumerate(every):
-        for output in cell_outputs:
+    for index, shown in enumerate(every):
+        for output in shown:
             data = output.get("data") or {}
             if set(data) - {"text/plain"}:
                 continue  # rendered from its richer type

@@ -8,11 +8,10 @@ as ``tests/artifacts/tuning-live.png`` (the README's screenshot).
 
 from __future__ import annotations
 
-import nbformat
 from playwright.sync_api import Page, expect
 
 from .conftest import ARTIFACTS
-from .test_panel import WAIT, run_cell
+from .test_panel import WAIT, run_cell, write_notebook
 
 TRIALS = 12
 CELLS = [
@@ -34,14 +33,7 @@ CELLS = [
 
 
 def test_the_live_chart_shows_one_dot_per_trial(page: Page, lab) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, str(lab.root / "tuning_live.ipynb"))
+    write_notebook(lab, "tuning_live.ipynb", CELLS)
     page.goto(lab.lab_url("tuning_live.ipynb"))
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     page.wait_for_function(
