@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .bridge.config import BridgeConfig
-from .errors import BridgeUnavailable, ContextClosed, DSPexError
+from .errors import BridgeUnavailable, ContextClosed, DSPexError, NotSupportedByBackend
 from .state.gate import Stopped, SwitchGate
 from .state.provider import StateProvider
 from .variables.record import Variable
@@ -209,3 +209,25 @@ class BridgedOperations:
                 timeout_s=timeout_s,
                 overrides=overrides,
             )
+
+    def compile_program(
+        self,
+        job: Mapping[str, Any],
+        *,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        timeout_s: float = 3600.0,
+    ) -> dict[str, Any]:
+        """Compile a program's bridged modules in the bridge (``Program.compile`` calls this).
+
+        ``job`` is the compile job of ``bridge/compiling.py``; the context's LM
+        configuration travels with this call only. Only the bridged backend does it.
+        """
+        compile_program = getattr(self._provider, "compile_program", None)
+        if compile_program is None:
+            raise NotSupportedByBackend("compile_program", self._provider.name)
+        first, self._ran_a_module = not self._ran_a_module, True
+        with self._slow_step("loading DSPy on the bridge (first run)…") if first else _quiet():
+            result: dict[str, Any] = compile_program(
+                job, self.lm_config, on_progress=on_progress, timeout_s=timeout_s
+            )
+        return result

@@ -2,7 +2,7 @@
 
 It sits above both the running layer and ``tuning/`` (evaluation and the
 tuner), which it fronts, and installs itself as the runner behind
-``spec.run(...)`` / ``spec.evaluate(...)`` (the program layer below cannot
+``spec.run(...)`` / ``spec.evaluate(...)`` / ``spec.compile(...)`` (the program layer below cannot
 import the context).
 """
 
@@ -70,6 +70,35 @@ class Program:
             display_progress=display_progress,
             max_errors=max_errors,
             timeout_s=timeout_s,
+        )
+
+    @staticmethod
+    def compile(
+        spec: Any,
+        trainset: Any,
+        metric: Any,
+        *,
+        optimizer: str = "bootstrap_fewshot",
+        valset: Any = None,
+        context: Any = None,
+        display_progress: bool = True,
+        **options: Any,
+    ) -> Any:
+        """Compile ``spec`` with a DSPy optimizer in the bridge; a ``Compiled``.
+
+        See :func:`dspex_jupyter.tuning.compile.compile_program`.
+        """
+        from .tuning.compile import compile_program
+
+        return compile_program(
+            spec,
+            trainset,
+            metric,
+            optimizer=optimizer,
+            valset=valset,
+            context=context,
+            display_progress=display_progress,
+            **options,
         )
 
     @staticmethod

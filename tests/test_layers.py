@@ -18,6 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / PACKAGE
 FLOORS = {
     "dspex_jupyter.errors": 1,
     "dspex_jupyter.variables": 1,
+    "dspex_jupyter.scoring": 1,
     "dspex_jupyter.state": 2,
     "dspex_jupyter.program": 3,
     "dspex_jupyter.bridge": 4,

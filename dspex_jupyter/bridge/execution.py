@@ -52,6 +52,7 @@ has the same prefix; otherwise LiteLLM's provider environment variables apply.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib
 import json
@@ -63,6 +64,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import DSPexError, ModuleExecutionError, ProgramError, ValidationError
 from ..program.module import json_safe, module_from_dict
+from ..variables.types import is_compiled_state
 from .local_lm import local_lm_config, wants_local
 
 __all__ = [
@@ -265,13 +267,39 @@ def _build(module: Any, bound: Mapping[str, Any]) -> Any:
         max_iters = bound.get("max_iters", options.get("max_iters", 5))
         if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
             raise ValidationError(f"max_iters must be a positive int, got {max_iters!r}")
-    return _build_cached(
+    key = (
         module.type_name,
         options["signature"],
         instructions,
         tuple(options.get("tools", ())),
         max_iters,
     )
+    state = bound.get("state")
+    if state is None:
+        return _build_cached(*key)
+    if not is_compiled_state(state):
+        raise ValidationError(
+            f"a bound state must be a compiled state (Program.compile), got {state!r:.80}"
+        )
+    if state["module_type"] != module.type_name:
+        raise ValidationError(
+            f"the compiled state is for a {state['module_type']}, not a {module.type_name}"
+        )
+    return _build_stated(key, json.dumps(state["state"], sort_keys=True))
+
+
+@functools.lru_cache(maxsize=64)
+def _build_stated(key: tuple[Any, ...], state_json: str) -> Any:
+    """A module with a compiled state loaded, cached by the state itself: a new
+    version of the state variable (a compile, a rollback) builds a new module."""
+    program = copy.deepcopy(_build_cached(*key))
+    try:
+        program.load_state(json.loads(state_json))
+    except Exception as exc:
+        raise ProgramError(
+            f"cannot load the compiled state into {key[0]}: {type(exc).__name__}: {exc}"
+        ) from None
+    return program
 
 
 @functools.lru_cache(maxsize=256)

@@ -28,6 +28,7 @@ from ..variables.types import check_name, normalize_type
 from . import convert
 from ._proto import dspex_bridge_pb2 as pb
 from .cancel import current_scope
+from .state_compile import CompileCalls
 from .state_production import Lease, ProductionCalls
 from .state_stream import SYNC_TIMEOUT_S, WRITE_DELIVERY_TIMEOUT_S, WatchedCache
 
@@ -39,7 +40,7 @@ __all__ = ["BridgedState", "Lease", "SYNC_TIMEOUT_S", "WRITE_DELIVERY_TIMEOUT_S"
 log = logging.getLogger("dspex_jupyter.bridged")
 
 
-class BridgedState(WatchedCache, ProductionCalls, StateProvider):
+class BridgedState(WatchedCache, ProductionCalls, CompileCalls, StateProvider):
     """Variables of one bridge session, cached locally and kept coherent by a watch stream."""
 
     name = "bridged"

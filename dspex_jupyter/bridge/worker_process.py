@@ -62,7 +62,20 @@ def worker_main() -> None:
         try:
             if run_id in cancelled:  # cancelled while queued: never start it
                 raise ModuleExecutionError("the run was cancelled before it started")
-            result = run_module(message["module"], message["inputs"], message["bound"], lm)
+            if message.get("op") == "compile":
+                from .compile_worker import compile_steps
+
+                def progress(event: dict[str, Any]) -> None:
+                    send({"op": "progress", "id": run_id, "event": event})
+
+                result = compile_steps(
+                    **message["job"],
+                    lm_config=lm,
+                    progress=progress,
+                    cancelled=lambda: run_id in cancelled,
+                )
+            else:
+                result = run_module(message["module"], message["inputs"], message["bound"], lm)
             if run_id in cancelled:  # abandoned: nobody waits for this result
                 raise ModuleExecutionError("the run was cancelled; its result was discarded")
             send({"op": "result", "id": message["id"], "ok": True, "result": result})
@@ -97,7 +110,7 @@ def worker_main() -> None:
             message = json.loads(raw)
         except ValueError:
             continue
-        if message.get("op") == "run":
+        if message.get("op") in ("run", "compile"):
             live.add(message.get("id"))
             executor.submit(handle, message)
         elif message.get("op") == "cancel":

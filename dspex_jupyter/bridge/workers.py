@@ -78,6 +78,8 @@ class _Worker:
         self.warm_s: float | None = None
         self.started_at = time.time()
         self.pending: dict[int, Future] = {}
+        #: run id -> callback for the "progress" lines of a long run (a compile)
+        self.progress: dict[int, Callable[[dict[str, Any]], None]] = {}
         #: runs cancelled while in the worker, whose (discarded) result has not come back yet
         self.abandoned: set[int] = set()
         self.lock = threading.Lock()
@@ -146,7 +148,12 @@ class _Worker:
                         )
                     self.ready.set()
                     self.pool._worker_ready(self)
+                elif message.get("op") == "progress":
+                    callback = self.progress.get(message.get("id"))
+                    if callback is not None:
+                        callback(message.get("event") or {})
                 elif message.get("op") == "result":
+                    self.progress.pop(message.get("id"), None)
                     with self.lock:
                         future = self.pending.pop(message.get("id"), None)
                         if future is None:
@@ -342,8 +349,6 @@ class WorkerPool:
         lm_config: Mapping[str, Any],
     ) -> Future:
         """Queue one run; the future's result is the worker's raw reply message."""
-        if not self._started:
-            self.start()
         message = {
             "op": "run",
             "module": module_spec,
@@ -351,6 +356,16 @@ class WorkerPool:
             "bound": bound,
             "lm": lm_config,
         }
+        return self.submit_message(message)
+
+    def submit_message(
+        self,
+        message: Mapping[str, Any],
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Future:
+        """Queue one job (``op`` "run" or "compile"); ``progress(event)`` gets its progress lines."""
+        if not self._started:
+            self.start()
         for _attempt in range(3):
             worker = self._pick()
             future: Future = Future()
@@ -359,6 +374,8 @@ class WorkerPool:
                 if worker.dead:
                     continue
                 worker.pending[run_id] = future
+                if progress is not None:
+                    worker.progress[run_id] = progress
             try:
                 worker.send({**message, "id": run_id})
             except (BrokenPipeError, OSError):
@@ -384,6 +401,7 @@ class WorkerPool:
         if worker is None:
             return False
         with worker.lock:
+            worker.progress.pop(run_id, None)
             if worker.pending.pop(run_id, None) is None:
                 return False
             if not worker.dead:

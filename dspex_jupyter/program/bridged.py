@@ -57,6 +57,7 @@ _PARAM_MEANING = {
     "max_tokens": "the LM's maximum completion tokens",
     "instructions": "the signature's instructions",
     "max_iters": "ReAct's maximum number of tool-use steps",
+    "state": "the compiled DSPy state (demos, instructions) that Program.compile stored",
 }
 
 
@@ -92,6 +93,7 @@ class _DSPyModule(BridgedModule):
         return (
             *LM_PARAMS,
             "instructions",
+            "state",
             *self.extra_params,
             *parse_signature(self.signature).inputs,
         )

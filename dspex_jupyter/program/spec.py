@@ -190,6 +190,10 @@ class ProgramSpec:
         """Score this program: ``Program.evaluate(self, devset, metric, ...)``."""
         return _running().evaluate(self, devset, metric, **options)
 
+    def compile(self, trainset: Any, metric: Any, **options: Any) -> Any:
+        """Compile this program: ``Program.compile(self, trainset, metric, ...)``."""
+        return _running().compile(self, trainset, metric, **options)
+
     def tune(self, devset: Any, metric: Any, **options: Any) -> Any:
         """Tune this program's variables: ``Program.tune(self, devset, metric, ...)``."""
         return _running().tune(self, devset, metric, **options)

@@ -21,7 +21,15 @@ from ..program.module import Module, check_json, json_safe
 from .overrides import check_overrides, json_overrides
 from .result import RunResult, TraceEntry
 
-__all__ = ["run_program", "check_run", "setup_run", "execute_run", "resolve_spec"]
+__all__ = [
+    "run_program",
+    "check_run",
+    "setup_run",
+    "execute_run",
+    "resolve_spec",
+    "state_variable",
+    "with_compiled_state",
+]
 
 
 def resolve_spec(spec: Any) -> Any:
@@ -120,6 +128,19 @@ def _run_native(
     }
 
 
+def state_variable(module: Module) -> str:
+    """The variable holding ``module``'s compiled DSPy state (``Program.compile``)."""
+    return f"{module.name}.state"
+
+
+def with_compiled_state(module: Module, ctx: Any) -> Module:
+    """``module`` bound to its compiled state, if the context holds one (see
+    ``tuning/compile.py``): every run, evaluation and trial then loads it."""
+    if "state" in module.bindings or not _exists(ctx, state_variable(module)):
+        return module
+    return module.bind_to_variable(state_variable(module), as_="state")
+
+
 def _run_bridged(
     module: Any,
     values: dict[str, Any],
@@ -131,6 +152,7 @@ def _run_bridged(
     missing = [n for n in names if n not in values]
     if missing:
         raise ProgramError(f"module {module.name} needs {missing}, which no earlier step produced")
+    module = with_compiled_state(module, ctx)
     try:
         inputs = check_json({n: values[n] for n in names}, f"the inputs of {module.name}")
     except ProgramError as exc:

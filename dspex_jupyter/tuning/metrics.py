@@ -11,53 +11,20 @@ expected value of the same name:
 * ``"f1"``: token F1 (SQuAD style) over the lowercase word tokens (``\\w+``).
 
 ``field=`` names the field; the default is the dataset's single expected field.
+The functions live in :mod:`dspex_jupyter.scoring`, where a bridge worker
+compiling a program scores with the same ones.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import ValidationError
+from ..scoring import BUILTINS, normalize
 
 __all__ = ["Metric", "exact_match", "contains", "f1", "resolve_metric", "normalize", "BUILTINS"]
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def normalize(value: Any) -> str:
-    """Text for comparison: ``str(value)``, case-folded, stripped, whitespace collapsed."""
-    return " ".join(str(value).casefold().split())
-
-
-def _exact(expected: Any, output: Any) -> float:
-    return float(normalize(expected) == normalize(output))
-
-
-def _contains(expected: Any, output: Any) -> float:
-    return float(normalize(expected) in normalize(output))
-
-
-def _f1(expected: Any, output: Any) -> float:
-    gold = _WORD.findall(str(expected).casefold())
-    pred = _WORD.findall(str(output).casefold())
-    if not gold or not pred:
-        return float(gold == pred)
-    common = sum((Counter(gold) & Counter(pred)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred), common / len(gold)
-    return 2 * precision * recall / (precision + recall)
-
-
-BUILTINS: dict[str, Callable[[Any, Any], float]] = {
-    "exact_match": _exact,
-    "contains": _contains,
-    "f1": _f1,
-}
 
 
 class Metric:
@@ -71,6 +38,11 @@ class Metric:
         self.field = field
         self._fn = fn
         self._builtin = name in BUILTINS and fn is BUILTINS[name]
+
+    @property
+    def builtin(self) -> bool:
+        """Whether this is a built-in metric (a compiling bridge worker can score with it)."""
+        return self._builtin
 
     def bind(self, expected_keys: Sequence[str]) -> Metric:
         """A built-in with its field chosen and checked; ``ValidationError`` if it cannot be."""

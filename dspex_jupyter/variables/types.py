@@ -19,7 +19,9 @@ and over the wire):
 ``choice``    a value equal to one of ``choices`` *and of the same type*
               (so ``1`` does not match ``True``).
 ``module``    a module name (``str``, e.g. ``"ChainOfThought"``), optionally
-              limited by ``choices``.
+              limited by ``choices``; or a compiled DSPy state from
+              ``Program.compile`` (an object marked ``"kind":
+              "dspex.compiled_state"``, see :func:`compiled_state`).
 ``embedding`` a flat sequence of real numbers, stored as a tuple of floats.
 ``tensor``    a rectangular nested sequence of real numbers (or anything with
               ``tolist()``, e.g. a numpy array), stored as nested tuples.
@@ -42,6 +44,9 @@ from typing import Any
 from ..errors import ValidationError
 
 __all__ = [
+    "COMPILED_STATE",
+    "compiled_state",
+    "is_compiled_state",
     "TYPE_NAMES",
     "Validator",
     "normalize_type",
@@ -302,16 +307,59 @@ def _compile_choice(c: Mapping[str, Any]) -> Validator:
     return validate
 
 
+#: The marker of a compiled DSPy state held by a ``module`` variable (``Program.compile``).
+COMPILED_STATE = "dspex.compiled_state"
+
+
+def compiled_state(module_type: str, state: Mapping[str, Any], optimizer: str | None) -> dict:
+    """A ``module`` variable's value holding a module's DSPy ``dump_state()``.
+
+    ``optimizer`` is ``None`` for the uncompiled state (a compiled variable's
+    first version, so rolling back to it undoes the compile).
+    """
+    return {
+        "kind": COMPILED_STATE,
+        "format": 1,
+        "module_type": module_type,
+        "optimizer": optimizer,
+        "state": dict(state),
+    }
+
+
+def is_compiled_state(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get("kind") == COMPILED_STATE
+
+
+def _check_compiled(value: Mapping[str, Any]) -> dict:
+    unknown = set(value) - {"kind", "format", "module_type", "optimizer", "state"}
+    if unknown or value.get("format") != 1:
+        raise ValidationError(
+            f"a compiled state has the keys kind, format (1), module_type, optimizer, state; "
+            f"got {sorted(value)} format {value.get('format')!r}"
+        )
+    if not isinstance(value.get("module_type"), str) or not isinstance(value.get("state"), Mapping):
+        raise ValidationError("a compiled state needs a module_type (str) and a state (object)")
+    optimizer = value.get("optimizer")
+    if optimizer is not None and not isinstance(optimizer, str):
+        raise ValidationError(
+            f"a compiled state's optimizer must be a str or null, got {optimizer!r}"
+        )
+    return dict(value)
+
+
 def _compile_module(c: Mapping[str, Any]) -> Validator:
     choices = _choices(c, required=False)
     if choices is not None and not all(isinstance(x, str) for x in choices):
         raise ValidationError("choices of a 'module' variable must be module names (strings)")
     in_choices = _choice_checker(choices) if choices else None
 
-    def validate(value: Any) -> str:
+    def validate(value: Any) -> Any:
+        if isinstance(value, Mapping) and value.get("kind") == COMPILED_STATE:
+            return _check_compiled(value)
         if type(value) is not str or not value:
             raise ValidationError(
-                f"expected a module name (a non-empty str), got {_describe(value)}"
+                "expected a module name (a non-empty str) or a compiled state "
+                f"(Program.compile), got {_describe(value)}"
             )
         if in_choices is not None:
             in_choices(value)

@@ -327,6 +327,26 @@ class ExecuteModuleResponse(_message.Message):
     result_json: str
     def __init__(self, result_json: _Optional[str] = ...) -> None: ...
 
+class CompileProgramRequest(_message.Message):
+    __slots__ = ("session_id", "job_json", "lm_config_json", "timeout_s")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_JSON_FIELD_NUMBER: _ClassVar[int]
+    LM_CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    job_json: str
+    lm_config_json: str
+    timeout_s: float
+    def __init__(self, session_id: _Optional[str] = ..., job_json: _Optional[str] = ..., lm_config_json: _Optional[str] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+
+class CompileProgramMessage(_message.Message):
+    __slots__ = ("progress_json", "result_json")
+    PROGRESS_JSON_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    progress_json: str
+    result_json: str
+    def __init__(self, progress_json: _Optional[str] = ..., result_json: _Optional[str] = ...) -> None: ...
+
 class DependencyRequest(_message.Message):
     __slots__ = ("session_id", "name", "depends_on")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

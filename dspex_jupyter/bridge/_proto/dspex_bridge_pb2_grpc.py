@@ -121,6 +121,11 @@ class DSPexBridgeStub:
                 request_serializer=dspex__bridge__pb2.ExecuteModuleRequest.SerializeToString,
                 response_deserializer=dspex__bridge__pb2.ExecuteModuleResponse.FromString,
                 _registered_method=True)
+        self.CompileProgram = channel.unary_stream(
+                '/dspex.bridge.v1.DSPexBridge/CompileProgram',
+                request_serializer=dspex__bridge__pb2.CompileProgramRequest.SerializeToString,
+                response_deserializer=dspex__bridge__pb2.CompileProgramMessage.FromString,
+                _registered_method=True)
         self.AddDependency = channel.unary_unary(
                 '/dspex.bridge.v1.DSPexBridge/AddDependency',
                 request_serializer=dspex__bridge__pb2.DependencyRequest.SerializeToString,
@@ -284,6 +289,13 @@ class DSPexBridgeServicer:
 
     def ExecuteModule(self, request, context):
         """module execution (bridge/execution.py, bridge/workers.py)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompileProgram(self, request, context):
+        """compile
         Reserved: rpc StreamModule(ExecuteModuleRequest) returns (stream ModuleEvent);
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -448,6 +460,11 @@ def add_DSPexBridgeServicer_to_server(servicer, server):
                     servicer.ExecuteModule,
                     request_deserializer=dspex__bridge__pb2.ExecuteModuleRequest.FromString,
                     response_serializer=dspex__bridge__pb2.ExecuteModuleResponse.SerializeToString,
+            ),
+            'CompileProgram': grpc.unary_stream_rpc_method_handler(
+                    servicer.CompileProgram,
+                    request_deserializer=dspex__bridge__pb2.CompileProgramRequest.FromString,
+                    response_serializer=dspex__bridge__pb2.CompileProgramMessage.SerializeToString,
             ),
             'AddDependency': grpc.unary_unary_rpc_method_handler(
                     servicer.AddDependency,
@@ -966,6 +983,33 @@ class DSPexBridge:
             '/dspex.bridge.v1.DSPexBridge/ExecuteModule',
             dspex__bridge__pb2.ExecuteModuleRequest.SerializeToString,
             dspex__bridge__pb2.ExecuteModuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompileProgram(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dspex.bridge.v1.DSPexBridge/CompileProgram',
+            dspex__bridge__pb2.CompileProgramRequest.SerializeToString,
+            dspex__bridge__pb2.CompileProgramMessage.FromString,
             options,
             channel_credentials,
             insecure,

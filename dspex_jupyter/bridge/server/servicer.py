@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._proto import dspex_bridge_pb2_grpc as pb_grpc
+from .compile import CompileMixin
 from .execute import ExecuteMixin
 from .production import ProductionMixin
 from .sessions import SessionsMixin
@@ -18,6 +19,7 @@ class BridgeServicer(
     WatchMixin,
     ProductionMixin,
     ExecuteMixin,
+    CompileMixin,
     pb_grpc.DSPexBridgeServicer,
 ):
     """Every RPC of ``DSPexBridge``; each one goes through ``@rpc`` (``rpc.py``)."""
