@@ -18,6 +18,7 @@ from ..errors import DSPexError, ModuleExecutionError, ProgramError, VariableExi
 from ..program import ProgramSpec
 from ..program.bridged import LM_PARAMS
 from ..program.module import Module, check_json, json_safe
+from ..variables.types import is_compiled_state
 from .overrides import check_overrides, json_overrides
 from .result import RunResult, TraceEntry
 
@@ -136,7 +137,13 @@ def state_variable(module: Module) -> str:
 def with_compiled_state(module: Module, ctx: Any) -> Module:
     """``module`` bound to its compiled state, if the context holds one (see
     ``tuning/compile.py``): every run, evaluation and trial then loads it."""
-    if "state" in module.bindings or not _exists(ctx, state_variable(module)):
+    if "state" in module.bindings:
+        return module
+    try:
+        record = ctx.variable(state_variable(module))
+    except KeyError:
+        return module
+    if not is_compiled_state(record.value):  # a plain module-name variable of that name
         return module
     return module.bind_to_variable(state_variable(module), as_="state")
 
