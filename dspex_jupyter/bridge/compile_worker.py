@@ -141,6 +141,8 @@ def compile_steps(
             init_options["max_metric_calls"] = 4 * len(trainset)
     if optimizer in ("mipro_v2", "copro"):
         init_options.setdefault("prompt_model", lm)
+    if optimizer == "mipro_v2":  # MIPROv2 wants both models or a global default
+        init_options.setdefault("task_model", lm)
     if optimizer == "mipro_v2" and init_options.get("auto", "light") is None:
         init_options.setdefault("num_candidates", 2)
     teleprompter = optimizer_class(optimizer)(metric=counted, **init_options)

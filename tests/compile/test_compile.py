@@ -13,7 +13,6 @@ from dspex_jupyter import Context, Program
 from dspex_jupyter.bridge.testing import ServerProcess
 from dspex_jupyter.errors import ModuleExecutionError, ProgramError, ValidationError
 from dspex_jupyter.modules import ChainOfThought, Predict
-from dspex_jupyter.native import NativeModule  # noqa: F401  (the native DSL exists)
 from dspex_jupyter.variables.types import is_compiled_state
 
 from .conftest import DATA
@@ -37,7 +36,12 @@ def _spec(name: str = "qa"):
 def test_bootstrap_raises_the_score_and_rollback_undoes_it(ctx, lm):
     spec = _spec()
     compiled = spec.compile(
-        DATA, "exact_match", context=ctx, display_progress=False, max_labeled_demos=3
+        DATA,
+        "exact_match",
+        context=ctx,
+        display_progress=False,
+        max_labeled_demos=3,
+        max_bootstrapped_demos=3,
     )
     assert compiled.before.score == 0.0
     assert compiled.after.score == 1.0
@@ -50,9 +54,15 @@ def test_bootstrap_raises_the_score_and_rollback_undoes_it(ctx, lm):
     assert [v.version for v in ctx.history("qa.state")] == [1, 2]
     assert Program.run(spec, {"country": "Peru"}, context=ctx).outputs["capital"] == "Lima"
     ctx.rollback("qa.state", 1)  # the uncompiled state
-    assert Program.evaluate(spec, DATA, "exact_match", context=ctx, display_progress=False).score == 0.0
+    assert (
+        Program.evaluate(spec, DATA, "exact_match", context=ctx, display_progress=False).score
+        == 0.0
+    )
     ctx.rollback("qa.state", 2)  # an earlier compiled state
-    assert Program.evaluate(spec, DATA, "exact_match", context=ctx, display_progress=False).score == 1.0
+    assert (
+        Program.evaluate(spec, DATA, "exact_match", context=ctx, display_progress=False).score
+        == 1.0
+    )
 
 
 def test_a_second_kernel_on_the_shared_session_runs_the_compiled_state(lm):
@@ -93,18 +103,15 @@ def test_bad_arguments_change_nothing_and_run_nothing(ctx, lm):
         ctx.variable("bad.state")
 
 
+def echo(country: str) -> dict:
+    """A native step (a top-level function, as a spec needs)."""
+    return {"country": country}
+
+
 def test_native_steps_are_refused(ctx):
     from dspex_jupyter import native
 
-    spec = Program.new().chain(
-        [native.Function(lambda country: {"country": country}, inputs=["country"], outputs=["country"])]
-        if hasattr(native, "Function")
-        else []
-    )
-    if not spec.modules:  # the native API spells differently: a native spec from the program layer
-        from dspex_jupyter.program.native import NativeModule as _N  # noqa: F401
-
-        pytest.fail("no native module type to build")
+    spec = Program.new().chain([native.function(echo, inputs=["country"], outputs=["country"])])
     with pytest.raises(ProgramError, match="native"):
         Program.compile(spec, DATA, "exact_match", context=ctx)
 
@@ -113,8 +120,17 @@ def test_native_steps_are_refused(ctx):
     ("optimizer", "options"),
     [
         ("bootstrap_random_search", {"num_candidate_programs": 1, "max_labeled_demos": 2}),
-        ("mipro_v2", {"auto": None, "num_candidates": 2, "num_trials": 2, "max_labeled_demos": 2,
-                      "max_bootstrapped_demos": 1, "minibatch": False}),
+        (
+            "mipro_v2",
+            {
+                "auto": None,
+                "num_candidates": 2,
+                "num_trials": 2,
+                "max_labeled_demos": 2,
+                "max_bootstrapped_demos": 1,
+                "minibatch": False,
+            },
+        ),
         ("copro", {"breadth": 2, "depth": 1}),
         ("gepa", {"max_metric_calls": 12, "reflection_minibatch_size": 2}),
     ],
@@ -122,7 +138,13 @@ def test_native_steps_are_refused(ctx):
 def test_each_optimizer_runs_end_to_end(ctx, optimizer, options):
     spec = Program.new().chain([ChainOfThought("country -> capital", name=f"o_{optimizer}")])
     compiled = Program.compile(
-        spec, DATA, "exact_match", optimizer=optimizer, context=ctx, display_progress=False, **options
+        spec,
+        DATA,
+        "exact_match",
+        optimizer=optimizer,
+        context=ctx,
+        display_progress=False,
+        **options,
     )
     assert compiled.optimizer == optimizer
     assert compiled.metric_calls > 0
