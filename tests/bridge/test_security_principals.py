@@ -11,6 +11,7 @@ import json
 import os
 import stat
 import subprocess
+import uuid
 
 import pytest
 
@@ -180,6 +181,21 @@ def test_sessions_per_principal_are_capped(shared, users, contexts):
         contexts(bridge=shared.address, token=token, session_id=f"ta-{i}")
     with pytest.raises(ValidationError, match="max-sessions-per-principal"):
         contexts(bridge=shared.address, token=token, session_id="ta-3")
+
+
+def test_a_token_server_creates_a_named_session_or_joins_it(server, contexts):
+    """With one shared token its principal has every right: ``Context.start`` naming a
+    missing session creates it (the README's call), and the next one joins it."""
+    sid = "named-" + uuid.uuid4().hex
+    first = contexts(bridge=server.address, token=server.token, session_id=sid)
+    assert first.session_id == sid
+    first.defvariable("x", "int", initial=7)
+    second = contexts(bridge=server.address, token=server.token, session_id=sid)
+    assert second.get("x") == 7
+    second.set("x", 8)
+    assert wait_until(lambda: first.get("x") == 8)
+    with pytest.raises(AccessDenied):  # still the token, whatever the session
+        contexts(bridge=server.address, token="not-" + server.token, session_id=sid)
 
 
 def test_a_private_token_server_still_honours_asserted_principals(server, contexts):
