@@ -8,6 +8,7 @@ once per form (decoded, JSON, protobuf): measured in a real server process.
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 
 import pytest
@@ -16,7 +17,7 @@ from dspex_jupyter.bridge.state import BridgedState
 from dspex_jupyter.bridge.testing import ServerProcess
 from dspex_jupyter.errors import ValidationError
 
-from .conftest import new_state
+from .conftest import PYTHON, WAIT_S, new_state, python_env
 
 MiB = 1024 * 1024
 BIG = 700_000  # characters; the budget below holds four of them, not five
@@ -99,3 +100,25 @@ def _rss(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS in /proc status")
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--max-session-bytes", "0"],
+        ["--session-ttl", "nan"],
+        ["--max-session-ttl", "inf"],
+        ["--max-lease-ttl", "nan"],
+    ],
+)
+def test_a_server_with_a_nonsense_limit_refuses_to_start(flags):
+    proc = subprocess.run(
+        [PYTHON, "-m", "dspex_jupyter.bridge", "serve", *flags],
+        env=dict(python_env(), DSPEX_BRIDGE_TOKEN="t"),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    assert proc.returncode == 2 and "cannot start" in proc.stderr, proc.stderr
+    assert "READY" not in proc.stdout

@@ -153,6 +153,34 @@ def test_only_admins_create_sessions(shared, users, contexts):
         contexts(bridge=shared.address, token=tokens["alice"], session_id="squat")
 
 
+def test_tokens_are_compared_in_constant_time(users, monkeypatch):
+    """Every token check, right or wrong, shared token or user's, goes through
+    ``hmac.compare_digest`` (never ``==``, whose time leaks the matching prefix)."""
+    from dspex_jupyter.bridge.server import users as users_module
+
+    path, tokens = users
+    compared: list[tuple[bytes, bytes]] = []
+    real = users_module.hmac.compare_digest
+
+    def spy(a, b):
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(users_module.hmac, "compare_digest", spy)
+    by_file = users_module.Authenticator(None, str(path))
+    good, bad = tokens["alice"], tokens["alice"][:-1] + ("A" if tokens["alice"][-1] != "A" else "B")
+    assert by_file.user([("authorization", f"Bearer {good}")]).name == "alice"
+    assert by_file.user([("authorization", f"Bearer {bad}")]) is None
+    assert len(compared) == 2
+    single = users_module.Authenticator("s3cret")
+    assert single.user([("authorization", "Bearer s3cret")]) is True
+    assert single.user([("authorization", "Bearer s3creT")]) is None
+    assert compared[2:] == [
+        (b"Bearer s3cret", b"Bearer s3cret"),
+        (b"Bearer s3creT", b"Bearer s3cret"),
+    ]
+
+
 def test_a_wrong_token_or_the_servers_own_token_is_refused(shared, users):
     _, tokens = users
     forged = tokens["alice"][:-4] + ("AAAA" if not tokens["alice"].endswith("AAAA") else "BBBB")
