@@ -11,8 +11,10 @@ from __future__ import annotations
 import subprocess
 import uuid
 
+import grpc
 import pytest
 
+from dspex_jupyter.bridge._proto import dspex_bridge_pb2 as pb
 from dspex_jupyter.bridge.state import BridgedState
 from dspex_jupyter.bridge.testing import ServerProcess
 from dspex_jupyter.errors import ValidationError
@@ -65,6 +67,60 @@ def test_a_write_over_the_session_budget_is_refused_and_changes_nothing(budgeted
     state.set("c", "c" * BIG)
     state.set("c", "C" * BIG)
     assert state.get("c").version == 3
+
+
+def test_the_watch_backlog_keeps_no_more_values_than_the_budget(budgeted, made):
+    """Values that only the resume backlog still refers to are bounded too: past the
+    budget its oldest events go, and resuming from before them is OUT_OF_RANGE
+    (the client re-reads a snapshot), while a recent resume still replays."""
+    state = new_state(made, budgeted.address, budgeted.token, uuid.uuid4().hex)
+    state.register("a", "str", "")  # seq 1
+    for i in range(12):  # seq 2..13, 8.4 MB written through a 3 MiB budget
+        state.set("a", chr(ord("a") + i) * BIG)
+    stub, md, sid = state.client.stub, state.client.metadata, state.session_id
+    call = stub.WatchVariables(
+        pb.WatchRequest(session_id=sid, resume=True, after_seq=1), metadata=md
+    )
+    with pytest.raises(grpc.RpcError) as info:
+        next(iter(call))
+    assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    call = stub.WatchVariables(
+        pb.WatchRequest(session_id=sid, resume=True, after_seq=11), metadata=md
+    )
+    seen = []
+    for message in call:
+        if message.WhichOneof("body") == "caught_up":
+            break
+        seen.append((message.event.seq, message.event.new_value_json[:2]))
+    call.cancel()
+    assert seen == [(12, '"k'), (13, '"l')]
+
+
+def test_the_budget_holds_across_a_restart(tmp_path, made):
+    flags = ["--max-session-bytes", str(3 * MiB), "--history-keep", "2"]
+    db = f"sqlite:{tmp_path / 'bridge.db'}"
+    srv = ServerProcess(db, extra_args=flags)
+    try:
+        state = new_state(made, srv.address, srv.token, uuid.uuid4().hex)
+        sid = state.session_id
+        for name in ("a", "b", "c"):
+            state.register(name, "str", "")
+            if name != "c":
+                state.set(name, name * BIG)
+                state.set(name, name.upper() * BIG)
+        state.close()
+    finally:
+        srv.stop()
+    srv = ServerProcess(db, extra_args=flags)
+    try:
+        again = new_state(made, srv.address, srv.token, sid, join=True)
+        with pytest.raises(ValidationError, match="max-session-bytes"):
+            again.set("c", "c" * BIG)
+        again.delete("a")
+        again.set("c", "c" * BIG)
+        assert again.get("c").version == 2
+    finally:
+        srv.stop()
 
 
 def test_a_one_mib_value_is_kept_about_once(monkeypatch, made):

@@ -25,7 +25,7 @@ from .._proto import dspex_bridge_pb2 as pb
 from ..production import SIGNAL_KINDS, AccessControl, DependencyGraph, Lease
 from ..store import SessionData, Store
 from .policy import ExecutionPolicy
-from .retained import History
+from .retained import History, watch_message
 from .session import (
     EVENT_LIMIT,
     GONE,
@@ -37,7 +37,10 @@ from .session import (
 )
 from .users import Authenticator
 
-__all__ = ["ServicerCore", "DEFAULT_TTL_S", "lock_events", "watch_message"]
+#: One committed change: seq, event, record (none for a deletion), its message, its size.
+Result = tuple[int, WatchEvent, Variable | None, pb.VariableRecord | None, int]
+
+__all__ = ["ServicerCore", "DEFAULT_TTL_S", "lock_events"]
 
 DEFAULT_TTL_S = 3600.0
 MAX_SESSION_TTL_S = 7 * 24 * 3600.0
@@ -105,7 +108,8 @@ class ServicerCore:
                     record = now  # one object for the current value and its history entry
                 session.bytes -= history.append(record, C.record_to_pb(record).ByteSize())
         for seq, event in data.events:
-            session.events.append(seq, event_message(event))
+            message = event_message(event)
+            session.events.append(seq, message, message.ByteSize(), self.max_session_bytes)
         session.graph = DependencyGraph(data.meta.get("dependencies") or ())
         session.acl = AccessControl(data.meta.get("owner") or "", data.meta.get("acl"))
         self.sessions[session.id] = session
@@ -185,7 +189,7 @@ class ServicerCore:
                 n in scopes for scopes in session.acl.grants.values() for n in deleted
             ):
                 acl_changed = True
-            results: list[tuple[int, WatchEvent, Variable | None, pb.VariableRecord | None]] = []
+            results: list[Result] = []
             seq = session.last_seq
             durable = self.store.durable
             upserts, deletes, rows = [], [], []
@@ -197,7 +201,8 @@ class ServicerCore:
                     deletes.append(event.name)
                 elif event.kind not in SIGNAL_KINDS:
                     upserts.append(record)
-                results.append((seq, event, record, record_pb))
+                size = 0 if record_pb is None else record_pb.ByteSize()
+                results.append((seq, event, record, record_pb, size))
                 if durable:
                     rows.append((seq, event_dict(seq, event, record, index != len(events) - 1)))
             if acl_changed:
@@ -231,7 +236,7 @@ class ServicerCore:
     def _check_budget(
         self,
         session: Session,
-        results: list[tuple[int, WatchEvent, Variable | None, pb.VariableRecord | None]],
+        results: list[Result],
     ) -> None:
         """``ValidationError`` if these changes would take the session's kept bytes over
         ``--max-session-bytes``; a write that keeps the session's size or shrinks it
@@ -239,7 +244,7 @@ class ServicerCore:
         if not self.max_session_bytes:
             return
         delta, replaced = 0, set()
-        for _, event, _record, record_pb in results:
+        for _, event, _record, record_pb, size in results:
             if event.kind in SIGNAL_KINDS:
                 continue
             history = session.history.get(event.name)
@@ -249,7 +254,7 @@ class ServicerCore:
                 replaced.add(event.name)
                 history = None
             if record_pb is not None:
-                delta += record_pb.ByteSize()
+                delta += size
                 if history is not None:
                     delta -= history.freed_by_next()
         if delta > 0 and session.bytes + delta > self.max_session_bytes:
@@ -263,7 +268,7 @@ class ServicerCore:
     def _publish(
         self,
         session: Session,
-        results: list[tuple[int, WatchEvent, Variable | None, pb.VariableRecord | None]],
+        results: list[Result],
     ) -> list[tuple[int, WatchEvent, pb.VariableRecord | None]]:
         """Number, remember and fan out the committed events of one write. Lock held.
 
@@ -272,7 +277,7 @@ class ServicerCore:
         """
         last = len(results) - 1
         out = []
-        for index, (seq, event, record, record_pb) in enumerate(results):
+        for index, (seq, event, record, record_pb, size) in enumerate(results):
             session.last_seq = seq
             signal = event.kind in SIGNAL_KINDS
             if record is None:
@@ -285,12 +290,14 @@ class ServicerCore:
                     if hist is not None:
                         session.bytes -= hist.bytes
                     hist = session.history[event.name] = History(self.history_keep)
-                assert record_pb is not None
-                session.bytes -= hist.append(record, record_pb.ByteSize())
+                session.bytes -= hist.append(record, size)
             more = index != last
             message = watch_message(seq, event, record, record_pb, more)
             session.events.append(
-                seq, functools.partial(watch_message, seq, event, record, None, more)
+                seq,
+                functools.partial(watch_message, seq, event, record, None, more),
+                0 if signal else size,
+                self.max_session_bytes,
             )
             for watcher in session.watchers:
                 watcher.push(event.name, message)
@@ -351,27 +358,6 @@ class ServicerCore:
                 with session.lock:
                     if not session.gone:
                         self._expire_leases(session, now)
-
-
-def watch_message(
-    seq: int,
-    event: WatchEvent,
-    record: Variable | None,
-    record_pb: pb.VariableRecord | None,
-    more: bool,
-) -> pb.WatchMessage:
-    """The stream message of one committed event (``record_pb``: its record, if built)."""
-    if record is not None and record_pb is None:
-        record_pb = C.record_to_pb(record)
-    if event.kind in SIGNAL_KINDS:  # the event's own metadata, with the current record alongside
-        event_pb = C.event_to_pb(seq, event, None)
-        if record_pb is not None:
-            event_pb.record.CopyFrom(record_pb)
-    else:
-        event_pb = C.event_to_pb(seq, event, record, record_pb)
-    if more:
-        event_pb.more = True
-    return pb.WatchMessage(event=event_pb)
 
 
 def lock_events(

@@ -17,10 +17,12 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable, Iterator
 
-from ...variables.record import Variable
+from ...variables.record import Variable, WatchEvent
+from .. import convert as C
 from .._proto import dspex_bridge_pb2 as pb
+from ..production import SIGNAL_KINDS
 
-__all__ = ["History", "EventLog"]
+__all__ = ["History", "EventLog", "watch_message"]
 
 
 class History:
@@ -61,27 +63,64 @@ Entry = pb.WatchMessage | Callable[[], pb.WatchMessage]
 
 
 class EventLog:
-    """The last ``limit`` events as ``(seq, message)``; messages are built on demand."""
+    """The last ``limit`` events as ``(seq, message)``; messages are built on demand.
 
-    __slots__ = ("_entries",)
+    Besides the count, the values the backlog alone keeps alive (after history
+    trimmed them or their variable was deleted) are bounded: :meth:`append` drops
+    the oldest entries while those referenced exceed ``max_bytes``, so a session
+    keeps at most about twice ``--max-session-bytes``. A watcher resuming from
+    before the oldest entry re-reads a snapshot (docs/architecture.md, watch
+    protocol).
+    """
+
+    __slots__ = ("_entries", "_limit", "bytes")
 
     def __init__(self, limit: int) -> None:
-        self._entries: collections.deque[tuple[int, Entry]] = collections.deque(maxlen=limit)
+        self._entries: collections.deque[tuple[int, Entry, int]] = collections.deque()
+        self._limit = limit
+        self.bytes = 0
 
-    def append(self, seq: int, entry: Entry) -> None:
-        self._entries.append((seq, entry))
+    def append(self, seq: int, entry: Entry, size: int = 0, max_bytes: int = 0) -> None:
+        """Keep ``entry`` (``size``: the bytes of the record it refers to)."""
+        self._entries.append((seq, entry, size))
+        self.bytes += size
+        while len(self._entries) > self._limit or (
+            max_bytes and self.bytes > max_bytes and len(self._entries) > 1
+        ):
+            self.bytes -= self._entries.popleft()[2]
 
     @staticmethod
     def _message(entry: Entry) -> pb.WatchMessage:
         return entry if isinstance(entry, pb.WatchMessage) else entry()
 
     def __getitem__(self, index: int) -> tuple[int, pb.WatchMessage]:
-        seq, entry = self._entries[index]
+        seq, entry, _ = self._entries[index]
         return seq, self._message(entry)
 
     def __iter__(self) -> Iterator[tuple[int, pb.WatchMessage]]:
-        for seq, entry in list(self._entries):
+        for seq, entry, _ in list(self._entries):
             yield seq, self._message(entry)
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def watch_message(
+    seq: int,
+    event: WatchEvent,
+    record: Variable | None,
+    record_pb: pb.VariableRecord | None,
+    more: bool,
+) -> pb.WatchMessage:
+    """The stream message of one committed event (``record_pb``: its record, if built)."""
+    if record is not None and record_pb is None:
+        record_pb = C.record_to_pb(record)
+    if event.kind in SIGNAL_KINDS:  # the event's own metadata, with the current record alongside
+        event_pb = C.event_to_pb(seq, event, None)
+        if record_pb is not None:
+            event_pb.record.CopyFrom(record_pb)
+    else:
+        event_pb = C.event_to_pb(seq, event, record, record_pb)
+    if more:
+        event_pb.more = True
+    return pb.WatchMessage(event=event_pb)
