@@ -77,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the largest value (as JSON) a variable may hold (default 1 MiB)",
     )
     serve.add_argument(
+        "--max-session-bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="the most one session keeps, current values and history together "
+        "(default 64 MiB); a write over it is refused",
+    )
+    serve.add_argument(
         "--history-keep",
         type=int,
         default=1000,
@@ -158,6 +165,12 @@ def _token(args: argparse.Namespace) -> str:
     into it), else a generated token written to a new 0600 file whose path goes to
     stderr. A generated token is never printed and never on a command line."""
     if args.token:
+        print(
+            "dspex bridge: WARNING: --token puts the token on the command line, where ps "
+            "and /proc show it to every local user; pass it in DSPEX_BRIDGE_TOKEN or "
+            "--token-file PATH instead",
+            file=sys.stderr,
+        )
         return str(args.token)
     if os.environ.get("DSPEX_BRIDGE_TOKEN"):
         return os.environ["DSPEX_BRIDGE_TOKEN"]
@@ -215,7 +228,7 @@ def _watch_parent(stop: threading.Event) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from ..errors import DSPexError
+    from ..errors import DSPexError, ValidationError
     from .handshake import announce
     from .server import DEFAULT_TTL_S, EVENT_LIMIT, WATCH_QUEUE, BridgeServer
     from .server.policy import ExecutionPolicy, registered_tools
@@ -266,7 +279,13 @@ def serve(args: argparse.Namespace) -> int:
             max_value_bytes=args.max_value_bytes,
             history_keep=args.history_keep,
             tls=tls,
-        ).start()
+        )
+        # BridgeServer has no max_session_bytes parameter yet: set the servicer's limit
+        # before the server accepts its first call.
+        if args.max_session_bytes < 1:
+            raise ValidationError("--max-session-bytes must be >= 1")
+        server.servicer.max_session_bytes = args.max_session_bytes
+        server.start()
         if args.prewarm:
             server.prewarm_workers()
     except (DSPexError, RuntimeError) as exc:

@@ -19,6 +19,7 @@ from ...variables.table import VariableTable
 from .. import convert as C
 from .._proto import dspex_bridge_pb2 as pb
 from ..production import AccessControl, DependencyGraph, Leases
+from .retained import EventLog, History
 
 __all__ = [
     "Session",
@@ -106,10 +107,10 @@ class Session:
         self.last_seen = time.time()
         self.lock = threading.Lock()
         self.table = VariableTable()
-        self.history: dict[str, collections.deque[Variable]] = {}
-        self.events: collections.deque[tuple[int, pb.WatchMessage]] = collections.deque(
-            maxlen=event_limit
-        )
+        self.history: dict[str, History] = {}
+        #: The bytes the histories keep (every current record is its history's newest).
+        self.bytes = 0
+        self.events = EventLog(event_limit)
         self.last_seq = 0
         self.watchers: set[Watcher] = set()
         self.gone = False
