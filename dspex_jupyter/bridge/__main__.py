@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
         default=32,
         help="sessions one user may own on a --users server (default 32)",
     )
+    serve.add_argument(
+        "--max-streams-per-principal",
+        type=int,
+        default=256,
+        help="open watch streams one principal may hold; beyond it a new stream is "
+        "RESOURCE_EXHAUSTED and the client backs off (default 256)",
+    )
     serve.add_argument("--store", default="memory", help="memory (default) or sqlite:PATH")
     serve.add_argument("--session-ttl", type=float, default=None, help="default session TTL (s)")
     serve.add_argument(
@@ -261,6 +268,7 @@ def serve(args: argparse.Namespace) -> int:
             policy=policy,
             users=args.users,
             max_sessions_per_principal=args.max_sessions_per_principal,
+            max_streams_per_principal=args.max_streams_per_principal,
             max_lease_ttl_s=args.max_lease_ttl,
             max_session_ttl_s=args.max_session_ttl,
             max_value_bytes=args.max_value_bytes,

@@ -19,7 +19,7 @@ from ..store import Store
 from .core import DEFAULT_TTL_S, MAX_SESSION_TTL_S, MAX_VALUE_BYTES
 from .policy import ExecutionPolicy
 from .servicer import BridgeServicer
-from .session import CLOSED, EVENT_LIMIT, HISTORY_LIMIT, WATCH_QUEUE
+from .session import CLOSED, EVENT_LIMIT, HISTORY_LIMIT, MAX_STREAMS_PER_PRINCIPAL, WATCH_QUEUE
 from .users import Authenticator
 
 __all__ = ["BridgeServer", "MAX_MESSAGE_BYTES", "MAX_SEND_BYTES", "SERVER_OPTIONS"]
@@ -93,7 +93,13 @@ class BridgeServer:
         watch_queue: int = WATCH_QUEUE,
         workers: int | None = None,
         policy: ExecutionPolicy | None = None,
+        max_streams_per_principal: int = MAX_STREAMS_PER_PRINCIPAL,
     ) -> None:
+        if not isinstance(max_streams_per_principal, int) or max_streams_per_principal < 1:
+            raise E.ValidationError(
+                f"max_streams_per_principal (--max-streams-per-principal) must be an integer "
+                f">= 1, got {max_streams_per_principal!r}"
+            )
         auth = Authenticator(token, users)
         check_ttl(default_ttl_s, max_session_ttl_s, "the default session TTL")
         if event_limit < 1 or watch_queue < 1 or history_keep < 1 or max_value_bytes < 1:
@@ -111,6 +117,7 @@ class BridgeServer:
             auth=auth,
             max_value_bytes=max_value_bytes,
             history_keep=history_keep,
+            max_streams_per_principal=max_streams_per_principal,
             max_sessions_per_principal=max_sessions_per_principal,
             max_lease_ttl_s=check_ttl(max_lease_ttl_s, MAX_LEASE_TTL_S, "max_lease_ttl_s"),
             max_session_ttl_s=check_ttl(max_session_ttl_s, float("1e9"), "max_session_ttl_s"),

@@ -29,8 +29,10 @@ from .session import (
     EVENT_LIMIT,
     GONE,
     HISTORY_LIMIT,
+    MAX_STREAMS_PER_PRINCIPAL,
     WATCH_QUEUE,
     Session,
+    StreamSlots,
     event_dict,
     event_message,
 )
@@ -61,8 +63,10 @@ class ServicerCore:
         max_session_ttl_s: float = MAX_SESSION_TTL_S,
         max_value_bytes: int = MAX_VALUE_BYTES,
         history_keep: int = HISTORY_LIMIT,
+        max_streams_per_principal: int = MAX_STREAMS_PER_PRINCIPAL,
     ) -> None:
         self.store = store
+        self.stream_slots = StreamSlots(max_streams_per_principal)
         self.policy = policy or ExecutionPolicy()
         #: ``None``: an in-process servicer with no token check (tests of the servicer).
         self.auth = auth
