@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
         default=32,
         help="sessions one user may own on a --users server (default 32)",
     )
+    serve.add_argument(
+        "--max-streams-per-principal",
+        type=int,
+        default=256,
+        help="open watch streams one principal may hold; beyond it a new stream is "
+        "RESOURCE_EXHAUSTED and the client backs off (default 256)",
+    )
     serve.add_argument("--store", default="memory", help="memory (default) or sqlite:PATH")
     serve.add_argument("--session-ttl", type=float, default=None, help="default session TTL (s)")
     serve.add_argument(
@@ -228,7 +235,7 @@ def _watch_parent(stop: threading.Event) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from ..errors import DSPexError, ValidationError
+    from ..errors import DSPexError
     from .handshake import announce
     from .server import DEFAULT_TTL_S, EVENT_LIMIT, WATCH_QUEUE, BridgeServer
     from .server.policy import ExecutionPolicy, registered_tools
@@ -274,17 +281,14 @@ def serve(args: argparse.Namespace) -> int:
             policy=policy,
             users=args.users,
             max_sessions_per_principal=args.max_sessions_per_principal,
+            max_streams_per_principal=args.max_streams_per_principal,
             max_lease_ttl_s=args.max_lease_ttl,
             max_session_ttl_s=args.max_session_ttl,
             max_value_bytes=args.max_value_bytes,
+            max_session_bytes=args.max_session_bytes,
             history_keep=args.history_keep,
             tls=tls,
         )
-        # BridgeServer has no max_session_bytes parameter yet: set the servicer's limit
-        # before the server accepts its first call.
-        if args.max_session_bytes < 1:
-            raise ValidationError("--max-session-bytes must be >= 1")
-        server.servicer.max_session_bytes = args.max_session_bytes
         server.start()
         if args.prewarm:
             server.prewarm_workers()

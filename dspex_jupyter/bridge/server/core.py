@@ -30,8 +30,10 @@ from .session import (
     EVENT_LIMIT,
     GONE,
     HISTORY_LIMIT,
+    MAX_STREAMS_PER_PRINCIPAL,
     WATCH_QUEUE,
     Session,
+    StreamSlots,
     event_dict,
     event_message,
 )
@@ -68,8 +70,10 @@ class ServicerCore:
         max_value_bytes: int = MAX_VALUE_BYTES,
         history_keep: int = HISTORY_LIMIT,
         max_session_bytes: int = MAX_SESSION_BYTES,
+        max_streams_per_principal: int = MAX_STREAMS_PER_PRINCIPAL,
     ) -> None:
         self.store = store
+        self.stream_slots = StreamSlots(max_streams_per_principal)
         self.policy = policy or ExecutionPolicy()
         #: ``None``: an in-process servicer with no token check (tests of the servicer).
         self.auth = auth

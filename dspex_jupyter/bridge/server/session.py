@@ -32,6 +32,8 @@ __all__ = [
     "EVENT_LIMIT",
     "HISTORY_LIMIT",
     "WATCH_QUEUE",
+    "MAX_STREAMS_PER_PRINCIPAL",
+    "StreamSlots",
     "event_dict",
     "event_message",
 ]
@@ -39,6 +41,7 @@ __all__ = [
 HISTORY_LIMIT = 1000
 EVENT_LIMIT = 10_000
 WATCH_QUEUE = 4096
+MAX_STREAMS_PER_PRINCIPAL = 256
 STREAM_YIELD_S = 0.0002  # see Watcher.take
 
 #: A watcher's state: streaming, fell behind, stream ended, session dropped, right revoked.
@@ -93,6 +96,40 @@ class Watcher:
             items = list(self.items)
             self.items.clear()
             return items, self.state
+
+
+class StreamSlots:
+    """Open watch streams per principal, capped (``--max-streams-per-principal``).
+
+    A stream beyond the cap is refused with ``TooManyStreams``
+    (``RESOURCE_EXHAUSTED``) instead of taking a server thread.
+    """
+
+    def __init__(self, limit: int = MAX_STREAMS_PER_PRINCIPAL) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, principal: str) -> None:
+        from ..errors import TooManyStreams
+
+        with self._lock:
+            held = self._open.get(principal, 0)
+            if held >= self.limit:
+                raise TooManyStreams(
+                    f"{principal or 'this caller'!r} already has {held} open watch streams, "
+                    f"the most this server allows per principal "
+                    f"(--max-streams-per-principal {self.limit}); close one or retry later"
+                )
+            self._open[principal] = held + 1
+
+    def give(self, principal: str) -> None:
+        with self._lock:
+            left = self._open.get(principal, 1) - 1
+            if left > 0:
+                self._open[principal] = left
+            else:
+                self._open.pop(principal, None)
 
 
 class Session:
