@@ -61,8 +61,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import DSPexError, ModuleExecutionError, ProgramError, ValidationError
+from ..errors import AccessDenied, DSPexError, ModuleExecutionError, ProgramError, ValidationError
 from ..program.module import json_safe, module_from_dict
+from .code import code_whats, load_code
 from .local_lm import local_lm_config, wants_local
 
 __all__ = [
@@ -238,6 +239,17 @@ def _tool(path: str) -> Callable[..., Any]:
     return obj
 
 
+def _react_tool(tool: str | tuple[str, str]) -> Callable[..., Any]:
+    """A tool by path, or a notebook function shipped as code (allowed by the server)."""
+    if isinstance(tool, str):
+        return _tool(tool)
+    what, pickle = tool
+    function = load_code({"$code": what, "pickle": pickle})
+    if not callable(function):
+        raise ProgramError(f"{what} is not callable")
+    return function
+
+
 def prewarm() -> None:
     """Import DSPy and LiteLLM now (about 3 s) so the first run does not pay for it."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -248,6 +260,25 @@ def prewarm() -> None:
 
 
 def _build(module: Any, bound: Mapping[str, Any]) -> Any:
+    if module.type_name == "Custom":
+        return _custom(module.options["code"]["pickle"], module.options["code"]["$code"])
+    return _build_dspy(module, bound)
+
+
+@functools.lru_cache(maxsize=64)
+def _custom(pickle: str, what: str) -> Any:
+    """The notebook's module, built once per payload (one instance serves concurrent runs,
+    as ``dspy.Evaluate`` uses one). Its constructor raising names the module."""
+    cls, args, kwargs = load_code({"$code": what, "pickle": pickle})
+    try:
+        return cls(*args, **kwargs)
+    except Exception as exc:
+        raise ModuleExecutionError(
+            f"{what} could not be built in the bridge worker: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _build_dspy(module: Any, bound: Mapping[str, Any]) -> Any:
     """The DSPy module for ``module`` with its bound ``instructions``/``max_iters`` applied.
 
     Built modules are cached per configuration: building one parses the
@@ -269,7 +300,11 @@ def _build(module: Any, bound: Mapping[str, Any]) -> Any:
         module.type_name,
         options["signature"],
         instructions,
-        tuple(options.get("tools", ())),
+        tuple(
+            t if isinstance(t, str) else (t["$code"], t.get("pickle", ""))
+            for t in options.get("tools", ())
+        ),
+        tuple(sorted((options.get("descriptions") or {}).items())),
         max_iters,
     )
 
@@ -279,7 +314,8 @@ def _build_cached(
     type_name: str,
     signature_text: str,
     instructions: str | None,
-    tools: tuple[str, ...],
+    tools: tuple[str | tuple[str, str], ...],
+    descriptions: tuple[tuple[str, str], ...],
     max_iters: int | None,
 ) -> Any:
     import dspy
@@ -287,12 +323,14 @@ def _build_cached(
     signature = dspy.ensure_signature(signature_text)
     if instructions is not None:
         signature = signature.with_instructions(instructions)
+    for field, desc in descriptions:  # a class-based signature's field descriptions
+        signature = signature.with_updated_fields(field, desc=desc)
     if type_name == "Predict":
         return dspy.Predict(signature)
     if type_name == "ChainOfThought":
         return dspy.ChainOfThought(signature)
     if type_name == "ReAct":
-        return dspy.ReAct(signature, tools=[_tool(path) for path in tools], max_iters=max_iters)
+        return dspy.ReAct(signature, tools=[_react_tool(t) for t in tools], max_iters=max_iters)
     raise ProgramError(f"no DSPy implementation for module type {type_name!r}")
 
 
@@ -330,25 +368,37 @@ def run_module(
     inputs: Mapping[str, Any],
     bound: Mapping[str, Any],
     lm_config: Mapping[str, Any],
+    *,
+    allow_code: bool = False,
 ) -> dict[str, Any]:
     """Run one bridged module with DSPy, in this process; see the module docstring.
 
     ``bound`` holds the already-resolved values of the module's bindings,
     keyed by parameter. Returns ``outputs``, ``usage``, ``latency_ms``, ``lm``.
+    ``allow_code``: the server allowed the notebook-defined code in ``module_spec``;
+    without it such a spec is refused before anything is unpickled.
     """
     module = check_module_spec(module_spec)
+    whats = code_whats(module_spec)
+    if whats and not allow_code:
+        raise AccessDenied(f"the server did not allow the notebook-defined code {whats}")
     if not isinstance(inputs, Mapping):
         raise ProgramError(f"inputs must be a mapping, got {type(inputs).__name__}")
     from ..program.signature import parse_signature
 
-    fields = parse_signature(module.options["signature"]).inputs
+    custom = module.type_name == "Custom"
+    label = f"module {module.class_name}" if custom else module.type_name
+    fields = (
+        module.options["inputs"] if custom else parse_signature(module.options["signature"]).inputs
+    )
+    required = module.options["required"] if custom else fields
     call_inputs = {k: v for k, v in inputs.items() if k in fields}
     for param, value in bound.items():
         if param in fields:
             call_inputs[param] = value  # an input field bound to a variable
-    missing = [f for f in fields if f not in call_inputs]
+    missing = [f for f in required if f not in call_inputs]
     if missing:
-        raise ProgramError(f"{module.type_name} needs the inputs {missing}")
+        raise ProgramError(f"{label} needs the inputs {missing}")
     model, kwargs, public = lm_settings(lm_config, bound)
 
     import dspy
@@ -366,7 +416,7 @@ def run_module(
     except Exception as exc:
         raise ModuleExecutionError(
             scrub(
-                f"could not build {module.type_name} with {model}: {type(exc).__name__}: {exc}",
+                f"could not build {label} with {model}: {type(exc).__name__}: {exc}",
                 lm_config,
             )
         ) from None
@@ -383,10 +433,14 @@ def run_module(
         raise
     except Exception as exc:
         raise ModuleExecutionError(
-            scrub(f"{module.type_name} failed with {model}: {type(exc).__name__}: {exc}", lm_config)
+            scrub(f"{label} failed with {model}: {type(exc).__name__}: {exc}", lm_config)
         ) from None
     latency_ms = (time.perf_counter() - start) * 1000
-    outputs = {key: json_safe(prediction[key]) for key in prediction.keys()}
+    if not callable(getattr(prediction, "keys", None)):
+        raise ModuleExecutionError(
+            f"{label} returned {type(prediction).__name__}, not a dspy.Prediction or a dict"
+        )
+    outputs = {str(key): json_safe(prediction[key]) for key in prediction.keys()}
     return {
         "outputs": outputs,
         "usage": _usage(tracker),
@@ -422,8 +476,12 @@ def execute_module_request(
     overrides: Mapping[str, Any] | None = None,
     check_override: Callable[[str, Any], Any] | None = None,
     on_cancel: Callable[[Callable[[], None]], bool] | None = None,
+    allow_code: bool = False,
 ) -> dict[str, Any]:
     """The server side of one ``ExecuteModule`` call: check, resolve bindings, run in the pool.
+
+    ``allow_code``: the server's policy allowed the spec's notebook-defined code
+    (``ExecutionPolicy.check_code``); the worker loads it only then.
 
     Bindings are resolved here, when the module starts, against the session
     (``lookup``), and the versions read are returned under ``"variables"``.
@@ -448,7 +506,13 @@ def execute_module_request(
     bound, used = resolve_bindings(bindings or {}, lookup, clean)
     lm_config, loaded = _default_lm(pool, lm_config, bound)
     result = pool.execute(
-        module_spec, inputs, bound, lm_config, timeout=timeout, on_cancel=on_cancel
+        module_spec,
+        inputs,
+        bound,
+        lm_config,
+        timeout=timeout,
+        on_cancel=on_cancel,
+        allow_code=allow_code,
     )
     result["variables"] = used
     if loaded:  # reported once, by the run that loaded the embedded model
