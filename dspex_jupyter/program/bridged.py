@@ -181,7 +181,8 @@ def tool_path(tool: Callable[..., Any] | str) -> str:
     (``ReAct(..., tools=["lookup"])``). A kernel's private server also takes
     the owner's functions, which its worker processes resolve by import, so
     they must be defined in an importable module (not in a notebook cell, not
-    a lambda or a nested function).
+    a lambda or a nested function). A function without such a path is not a
+    path: ``ReAct`` ships it as code instead.
     """
     if isinstance(tool, str) and _TOOL_NAME.match(tool):
         return tool
@@ -247,7 +248,10 @@ class ReAct(_DSPyModule):
     ``tools`` are names a shared bridge server registered (``serve --tool
     NAME=package.module:function``), or, on a kernel's private server, the
     owner's functions or their importable dotted names; the spec stores the
-    names and the bridge worker imports them where the module runs.
+    names and the bridge worker imports them where the module runs. A function
+    defined in the notebook (no import path) is stored as code and shipped by
+    value: it runs only where the server allows code (``serve --allow-code``;
+    a kernel's private server does).
     """
 
     type_name: ClassVar[str] = "ReAct"
@@ -280,6 +284,11 @@ class ReAct(_DSPyModule):
             instructions=instructions,
             descriptions=descriptions,
         )
+
+    def _repr_args(self) -> list[str]:
+        args = super()._repr_args()
+        shown = [t if isinstance(t, str) else t["$code"].removeprefix("tool ") for t in self.tools]
+        return [f"tools={shown!r}" if a.startswith("tools=") else a for a in args]
 
     @property
     def tools(self) -> list[Any]:
