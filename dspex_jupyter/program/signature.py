@@ -104,6 +104,7 @@ def type_text(annotation: object, where: str) -> str:
     Only types DSPy rebuilds from text without running code: str, int, float, bool,
     ``Literal[...]`` of str/int/bool values, ``list[T]``, ``dict[str, T]``, ``Optional[T]``.
     """
+    import types
     import typing
 
     if annotation in _SIMPLE_TYPES:
@@ -117,7 +118,7 @@ def type_text(annotation: object, where: str) -> str:
         return f"list[{type_text(args[0], where)}]"
     if origin is dict and len(args) == 2 and args[0] is str:
         return f"dict[str, {type_text(args[1], where)}]"
-    if origin is typing.Union and len(args) == 2 and type(None) in args:
+    if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
         inner = next(a for a in args if a is not type(None))
         return f"Optional[{type_text(inner, where)}]"
     raise ProgramError(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import sys
-from typing import Literal
+from typing import Literal, Optional
 
 import cloudpickle
 import dspy
@@ -170,3 +170,45 @@ def test_a_custom_module_that_raises_names_itself_and_the_pool_stays_healthy(
         Program.new().chain([Custom(module)]).run({"question": "boom"}, context=context)
     ok = Program.new().chain([Custom(Shout, "!")]).run({"question": "next"}, context=context)
     assert ok.outputs["answer"] == "TEST ANSWER FOR: NEXT!"
+
+
+def test_every_supported_field_type_survives_the_trip_as_text():
+    """The text the worker rebuilds from gives DSPy back the very same annotations."""
+
+    class Many(dspy.Signature):
+        a: int = dspy.InputField()
+        b: Optional[float] = dspy.InputField()  # noqa: UP045 (both spellings are supported)
+        c: dict[str, list[int]] = dspy.OutputField()
+        d: list[Literal["x", 2, True]] = dspy.OutputField()
+        e: bool | None = dspy.OutputField()
+
+    text = Predict(Many).options["signature"]
+    rebuilt = dspy.ensure_signature(text)
+    assert {k: v.annotation for k, v in rebuilt.fields.items()} == {
+        k: v.annotation for k, v in Many.fields.items()
+    }
+    assert Predict(Many).options.get("instructions") is None  # DSPy's default is not kept
+
+
+def test_a_worker_loads_no_code_the_server_did_not_allow(pool, lm, tmp_path):
+    """Defence in depth: the worker itself refuses a spec with code unless told it is allowed."""
+    from dspex_jupyter.errors import AccessDenied
+
+    from .conftest import lm_config
+
+    marker = tmp_path / "built"
+    spec = Custom(Marking, str(marker)).to_dict()
+    with pytest.raises(AccessDenied, match="module Marking"):
+        pool.execute(spec, {"question": "q"}, {}, lm_config(lm))
+    assert not marker.exists()
+    result = pool.execute(spec, {"question": "q"}, {}, lm_config(lm), allow_code=True)
+    assert result["outputs"] == {"answer": "q"} and marker.exists()
+
+
+class Marking(dspy.Module):
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        open(marker, "w").close()
+
+    def forward(self, question: str) -> dspy.Prediction:
+        return dspy.Prediction(answer=question)
