@@ -138,6 +138,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let requests choose the LM api_base/api_key (private servers)",
     )
+    serve.add_argument(
+        "--allow-code",
+        action="store_true",
+        help="run notebook-defined code (custom modules, notebook tools and metrics, pickled "
+        "by value) for principals with the execute right (private servers)",
+    )
     serve.add_argument("--lm-model", help="the LM module runs use (default: the local LM)")
     serve.add_argument(
         "--lm-api-base", help="the LM endpoint module runs use (key: $DSPEX_LM_API_KEY)"
@@ -266,6 +272,7 @@ def serve(args: argparse.Namespace) -> int:
             tools=registered_tools(args.tool),
             allow_client_tools=args.allow_client_tools,
             allow_client_lm=args.allow_client_lm,
+            allow_code=args.allow_code,
             lm_model=args.lm_model,
             lm_api_base=args.lm_api_base,
         )
