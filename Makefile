@@ -1,10 +1,10 @@
-# The commands of the README: `make demo`, `make lab` and `make test`.
+# The commands of the README: `make demo`, `make lab`, `make test` (and `make screenshots`).
 # Each sets everything up first (scripts/bootstrap.sh), so a fresh clone needs nothing else.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bootstrapped
 
-.PHONY: setup demo lab test bench lint clean
+.PHONY: setup demo lab test bench lint screenshots clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ test: setup
 	$(VENV)/bin/mypy
 	$(PY) scripts/build_labextension.py
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(PY) -m pytest
+
+# The README's images (docs/*.png), taken again by the browser tests that take them.
+screenshots: setup
+	PY=$(PY) bash scripts/update_screenshots.sh
 
 bench: setup
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(PY) bench/run_all.py

@@ -47,7 +47,7 @@ class Context(BridgedOperations):
     """Typed, constrained variables on a pluggable backend.
 
     ``Context()`` starts on ``LocalState``. It bridges at once when given
-    ``backend="bridged"``, a ``bridge`` address or a ``session_id`` to join;
+    ``backend="bridged"``, a ``bridge`` address or a ``session_id`` to join (or create);
     otherwise it bridges on :meth:`ensure_bridged` (which ``Program.run`` calls
     when a program contains a bridged module). ``DSPEX_BRIDGE`` and
     ``DSPEX_BRIDGE_TOKEN`` configure where that upgrade goes, without forcing it;

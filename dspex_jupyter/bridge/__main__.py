@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
         default=32,
         help="sessions one user may own on a --users server (default 32)",
     )
+    serve.add_argument(
+        "--max-streams-per-principal",
+        type=int,
+        default=256,
+        help="open watch streams one principal may hold; beyond it a new stream is "
+        "RESOURCE_EXHAUSTED and the client backs off (default 256)",
+    )
     serve.add_argument("--store", default="memory", help="memory (default) or sqlite:PATH")
     serve.add_argument("--session-ttl", type=float, default=None, help="default session TTL (s)")
     serve.add_argument(
@@ -75,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1024 * 1024,
         help="the largest value (as JSON) a variable may hold (default 1 MiB)",
+    )
+    serve.add_argument(
+        "--max-session-bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="the most one session keeps, current values and history together "
+        "(default 64 MiB); a write over it is refused",
     )
     serve.add_argument(
         "--history-keep",
@@ -124,6 +138,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let requests choose the LM api_base/api_key (private servers)",
     )
+    serve.add_argument(
+        "--allow-code",
+        action="store_true",
+        help="run notebook-defined code (custom modules, notebook tools and metrics, pickled "
+        "by value) for principals with the execute right (private servers)",
+    )
     serve.add_argument("--lm-model", help="the LM module runs use (default: the local LM)")
     serve.add_argument(
         "--lm-api-base", help="the LM endpoint module runs use (key: $DSPEX_LM_API_KEY)"
@@ -158,6 +178,12 @@ def _token(args: argparse.Namespace) -> str:
     into it), else a generated token written to a new 0600 file whose path goes to
     stderr. A generated token is never printed and never on a command line."""
     if args.token:
+        print(
+            "dspex bridge: WARNING: --token puts the token on the command line, where ps "
+            "and /proc show it to every local user; pass it in DSPEX_BRIDGE_TOKEN or "
+            "--token-file PATH instead",
+            file=sys.stderr,
+        )
         return str(args.token)
     if os.environ.get("DSPEX_BRIDGE_TOKEN"):
         return os.environ["DSPEX_BRIDGE_TOKEN"]
@@ -246,6 +272,7 @@ def serve(args: argparse.Namespace) -> int:
             tools=registered_tools(args.tool),
             allow_client_tools=args.allow_client_tools,
             allow_client_lm=args.allow_client_lm,
+            allow_code=args.allow_code,
             lm_model=args.lm_model,
             lm_api_base=args.lm_api_base,
         )
@@ -261,12 +288,15 @@ def serve(args: argparse.Namespace) -> int:
             policy=policy,
             users=args.users,
             max_sessions_per_principal=args.max_sessions_per_principal,
+            max_streams_per_principal=args.max_streams_per_principal,
             max_lease_ttl_s=args.max_lease_ttl,
             max_session_ttl_s=args.max_session_ttl,
             max_value_bytes=args.max_value_bytes,
+            max_session_bytes=args.max_session_bytes,
             history_keep=args.history_keep,
             tls=tls,
-        ).start()
+        )
+        server.start()
         if args.prewarm:
             server.prewarm_workers()
     except (DSPexError, RuntimeError) as exc:

@@ -2,7 +2,7 @@
 
 The program's bridged modules become one ``dspy.Module`` (:class:`_Chain`)
 whose steps are built exactly as ``ExecuteModule`` builds them
-(``execution._build``, with the step's current compiled state loaded), so
+(``building.build_module``, with the step's current compiled state loaded), so
 what is optimized is what later runs. The optimizer runs inside
 ``dspy.context`` with the context's LM; the result is each step's
 ``dump_state()`` (demos, instructions, signature), never a pickle.
@@ -22,7 +22,8 @@ from typing import Any
 from ..errors import ModuleExecutionError, ProgramError, ValidationError
 from ..program.module import json_safe
 from ..variables.types import compiled_state
-from .execution import _build, check_module_spec, lm_settings, scrub
+from .building import build_module
+from .execution import check_module_spec, lm_settings, scrub
 from .optimizers import optimizer_class, split_options
 
 __all__ = ["compile_steps", "worker_metric", "CompileCancelled"]
@@ -117,7 +118,7 @@ def compile_steps(
     specs = [check_module_spec(m) for m in modules]
     if not specs:
         raise ProgramError("the program has no bridged module to compile")
-    built = [copy.deepcopy(_build(m, b)) for m, b in zip(specs, bounds, strict=True)]
+    built = [copy.deepcopy(build_module(m, b)) for m, b in zip(specs, bounds, strict=True)]
     before = [_state(b) for b in built]
     program = _chain(list(zip(specs, built, [dict(b) for b in bounds], strict=True)))
     model, kwargs, _public = lm_settings(lm_config, bounds[0])

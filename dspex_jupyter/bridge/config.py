@@ -42,14 +42,15 @@ class BridgeConfig:
     """Where and how a context reaches its bridge session.
 
     ``address`` ``None`` means "spawn (or share) this process's private
-    server"; ``join`` means the session must already exist (a ``session_id``
-    was given, e.g. to join a class's shared session) rather than be created.
+    server". A named session is joined if it exists and created otherwise;
+    the server decides who may create one (on a ``--users`` server only an
+    admin, and a non-admin naming a missing session gets ``SessionNotFound``;
+    with one shared token its one principal has every right).
     """
 
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     address: str | None = None
     token: str | None = field(default=None, repr=False)
-    join: bool = False
     session_ttl_s: float | None = None
     store: str | None = None
     principal: str | None = None
@@ -93,7 +94,6 @@ class BridgeConfig:
             session_id=session_id or uuid.uuid4().hex,
             address=bridge or os.environ.get("DSPEX_BRIDGE") or None,
             token=token or os.environ.get("DSPEX_BRIDGE_TOKEN") or None,
-            join=session_id is not None,
             session_ttl_s=session_ttl_s,
             store=store,
             principal=principal,

@@ -61,7 +61,6 @@ def open_bridged_state(config: BridgeConfig) -> BridgedState:
             return BridgedState(
                 client,
                 config.session_id,
-                join=config.join,
                 ttl_s=config.session_ttl_s,
                 on_close=release,
                 # A private server's sessions belong to this context alone: drop

@@ -23,6 +23,8 @@ from .. import errors as E
 __all__ = [
     "DOMAIN",
     "OutOfRange",
+    "TooManyStreams",
+    "error_reason",
     "status_for",
     "error_info",
     "error_status",
@@ -40,6 +42,14 @@ class OutOfRange(E.ValidationError):
     """
 
 
+class TooManyStreams(E.BridgeUnavailable):
+    """A watch stream beyond ``--max-streams-per-principal`` (``RESOURCE_EXHAUSTED``).
+
+    Not a public class: the client's stream loop recognises it by its ErrorInfo
+    reason and backs off instead of retrying at once.
+    """
+
+
 # Most specific first: the first isinstance match wins.
 _CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (OutOfRange, grpc.StatusCode.OUT_OF_RANGE),
@@ -50,6 +60,7 @@ _CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (E.LockedError, grpc.StatusCode.FAILED_PRECONDITION),
     (E.AccessDenied, grpc.StatusCode.PERMISSION_DENIED),
     (E.NotSupportedByBackend, grpc.StatusCode.UNIMPLEMENTED),
+    (TooManyStreams, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (E.BridgeUnavailable, grpc.StatusCode.UNAVAILABLE),
     (E.ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
     (E.ProgramError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -147,6 +158,12 @@ def _error_info_of(err: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
             if info.domain == DOMAIN:
                 return info
     return None
+
+
+def error_reason(err: grpc.RpcError) -> str | None:
+    """The ErrorInfo reason (the error class name) of a failed call, if it has one."""
+    info = _error_info_of(err)
+    return None if info is None else info.reason
 
 
 def _rebuild(cls: type[BaseException], message: str, fields: dict[str, Any]) -> BaseException:

@@ -2,7 +2,7 @@
 
 Layering: the bridge server owns sessions and a :class:`~.workers.WorkerPool`;
 the pool's worker processes call :func:`run_module` (the only code here that
-imports DSPy). Nothing in this module touches global ``dspy.configure`` state:
+imports DSPy; what it calls is built by :mod:`.building`). Nothing in this module touches global ``dspy.configure`` state:
 every run gets the ``dspy.LM(..., cache=False)`` of its own configuration
 (one per distinct model/temperature/endpoint, kept alive for its connections)
 and runs inside ``dspy.context(lm=...)``, which is thread-local, so concurrent
@@ -52,9 +52,7 @@ has the same prefix; otherwise LiteLLM's provider environment variables apply.
 
 from __future__ import annotations
 
-import copy
 import functools
-import importlib
 import json
 import os
 import time
@@ -62,9 +60,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import DSPexError, ModuleExecutionError, ProgramError, ValidationError
+from ..errors import AccessDenied, DSPexError, ModuleExecutionError, ProgramError, ValidationError
 from ..program.module import json_safe, module_from_dict
-from ..variables.types import is_compiled_state
+from .building import build_module
+from .code import code_whats
 from .local_lm import local_lm_config, wants_local
 
 __all__ = [
@@ -222,24 +221,6 @@ def lm_settings(
     return model, kwargs, public
 
 
-@functools.lru_cache(maxsize=256)
-def _tool(path: str) -> Callable[..., Any]:
-    module_name, sep, qualname = path.partition(":")
-    if not sep:
-        module_name, _, qualname = path.rpartition(".")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ProgramError(
-            f"cannot import the ReAct tool {path!r} where the module runs: {exc}"
-        ) from None
-    if not callable(obj):
-        raise ProgramError(f"the ReAct tool {path!r} is not callable")
-    return obj
-
-
 def prewarm() -> None:
     """Import DSPy and LiteLLM now (about 3 s) so the first run does not pay for it."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -247,81 +228,6 @@ def prewarm() -> None:
 
     dspy.ChatAdapter()
     dspy.ChainOfThought("question -> answer")  # warms signature parsing
-
-
-def _build(module: Any, bound: Mapping[str, Any]) -> Any:
-    """The DSPy module for ``module`` with its bound ``instructions``/``max_iters`` applied.
-
-    Built modules are cached per configuration: building one parses the
-    signature into pydantic models (milliseconds of CPU), and a DSPy module
-    holds no per-call state, so one instance serves concurrent runs (as
-    ``dspy.Evaluate`` does). The LM is never part of it: each run passes its
-    own through ``dspy.context``.
-    """
-    options = module.options
-    instructions = bound.get("instructions", options.get("instructions"))
-    if instructions is not None and not isinstance(instructions, str):
-        raise ValidationError(f"instructions must be a string, got {instructions!r}")
-    max_iters = None
-    if module.type_name == "ReAct":
-        max_iters = bound.get("max_iters", options.get("max_iters", 5))
-        if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
-            raise ValidationError(f"max_iters must be a positive int, got {max_iters!r}")
-    key = (
-        module.type_name,
-        options["signature"],
-        instructions,
-        tuple(options.get("tools", ())),
-        max_iters,
-    )
-    state = bound.get("state")
-    if state is None:
-        return _build_cached(*key)
-    if not is_compiled_state(state):
-        raise ValidationError(
-            f"a bound state must be a compiled state (Program.compile), got {state!r:.80}"
-        )
-    if state["module_type"] != module.type_name:
-        raise ValidationError(
-            f"the compiled state is for a {state['module_type']}, not a {module.type_name}"
-        )
-    return _build_stated(key, json.dumps(state["state"], sort_keys=True))
-
-
-@functools.lru_cache(maxsize=64)
-def _build_stated(key: tuple[Any, ...], state_json: str) -> Any:
-    """A module with a compiled state loaded, cached by the state itself: a new
-    version of the state variable (a compile, a rollback) builds a new module."""
-    program = copy.deepcopy(_build_cached(*key))
-    try:
-        program.load_state(json.loads(state_json))
-    except Exception as exc:
-        raise ProgramError(
-            f"cannot load the compiled state into {key[0]}: {type(exc).__name__}: {exc}"
-        ) from None
-    return program
-
-
-@functools.lru_cache(maxsize=256)
-def _build_cached(
-    type_name: str,
-    signature_text: str,
-    instructions: str | None,
-    tools: tuple[str, ...],
-    max_iters: int | None,
-) -> Any:
-    import dspy
-
-    signature = dspy.ensure_signature(signature_text)
-    if instructions is not None:
-        signature = signature.with_instructions(instructions)
-    if type_name == "Predict":
-        return dspy.Predict(signature)
-    if type_name == "ChainOfThought":
-        return dspy.ChainOfThought(signature)
-    if type_name == "ReAct":
-        return dspy.ReAct(signature, tools=[_tool(path) for path in tools], max_iters=max_iters)
-    raise ProgramError(f"no DSPy implementation for module type {type_name!r}")
 
 
 @functools.lru_cache(maxsize=32)
@@ -358,25 +264,37 @@ def run_module(
     inputs: Mapping[str, Any],
     bound: Mapping[str, Any],
     lm_config: Mapping[str, Any],
+    *,
+    allow_code: bool = False,
 ) -> dict[str, Any]:
     """Run one bridged module with DSPy, in this process; see the module docstring.
 
     ``bound`` holds the already-resolved values of the module's bindings,
     keyed by parameter. Returns ``outputs``, ``usage``, ``latency_ms``, ``lm``.
+    ``allow_code``: the server allowed the notebook-defined code in ``module_spec``;
+    without it such a spec is refused before anything is unpickled.
     """
     module = check_module_spec(module_spec)
+    whats = code_whats(module_spec)
+    if whats and not allow_code:
+        raise AccessDenied(f"the server did not allow the notebook-defined code {whats}")
     if not isinstance(inputs, Mapping):
         raise ProgramError(f"inputs must be a mapping, got {type(inputs).__name__}")
     from ..program.signature import parse_signature
 
-    fields = parse_signature(module.options["signature"]).inputs
+    custom = module.type_name == "Custom"
+    label = f"module {module.class_name}" if custom else module.type_name
+    fields = (
+        module.options["inputs"] if custom else parse_signature(module.options["signature"]).inputs
+    )
+    required = module.options["required"] if custom else fields
     call_inputs = {k: v for k, v in inputs.items() if k in fields}
     for param, value in bound.items():
         if param in fields:
             call_inputs[param] = value  # an input field bound to a variable
-    missing = [f for f in fields if f not in call_inputs]
+    missing = [f for f in required if f not in call_inputs]
     if missing:
-        raise ProgramError(f"{module.type_name} needs the inputs {missing}")
+        raise ProgramError(f"{label} needs the inputs {missing}")
     model, kwargs, public = lm_settings(lm_config, bound)
 
     import dspy
@@ -387,14 +305,14 @@ def run_module(
 
         adapter["adapter"] = constrained_json_adapter()
     try:
-        program = _build(module, bound)
+        program = build_module(module, bound)
         lm = _lm(model, json.dumps(kwargs, sort_keys=True))
     except DSPexError:
         raise
     except Exception as exc:
         raise ModuleExecutionError(
             scrub(
-                f"could not build {module.type_name} with {model}: {type(exc).__name__}: {exc}",
+                f"could not build {label} with {model}: {type(exc).__name__}: {exc}",
                 lm_config,
             )
         ) from None
@@ -411,10 +329,14 @@ def run_module(
         raise
     except Exception as exc:
         raise ModuleExecutionError(
-            scrub(f"{module.type_name} failed with {model}: {type(exc).__name__}: {exc}", lm_config)
+            scrub(f"{label} failed with {model}: {type(exc).__name__}: {exc}", lm_config)
         ) from None
     latency_ms = (time.perf_counter() - start) * 1000
-    outputs = {key: json_safe(prediction[key]) for key in prediction.keys()}
+    if not callable(getattr(prediction, "keys", None)):
+        raise ModuleExecutionError(
+            f"{label} returned {type(prediction).__name__}, not a dspy.Prediction or a dict"
+        )
+    outputs = {str(key): json_safe(prediction[key]) for key in prediction.keys()}
     return {
         "outputs": outputs,
         "usage": _usage(tracker),
@@ -450,8 +372,12 @@ def execute_module_request(
     overrides: Mapping[str, Any] | None = None,
     check_override: Callable[[str, Any], Any] | None = None,
     on_cancel: Callable[[Callable[[], None]], bool] | None = None,
+    allow_code: bool = False,
 ) -> dict[str, Any]:
     """The server side of one ``ExecuteModule`` call: check, resolve bindings, run in the pool.
+
+    ``allow_code``: the server's policy allowed the spec's notebook-defined code
+    (``ExecutionPolicy.check_code``); the worker loads it only then.
 
     Bindings are resolved here, when the module starts, against the session
     (``lookup``), and the versions read are returned under ``"variables"``.
@@ -476,7 +402,13 @@ def execute_module_request(
     bound, used = resolve_bindings(bindings or {}, lookup, clean)
     lm_config, loaded = _default_lm(pool, lm_config, bound)
     result = pool.execute(
-        module_spec, inputs, bound, lm_config, timeout=timeout, on_cancel=on_cancel
+        module_spec,
+        inputs,
+        bound,
+        lm_config,
+        timeout=timeout,
+        on_cancel=on_cancel,
+        allow_code=allow_code,
     )
     result["variables"] = used
     if loaded:  # reported once, by the run that loaded the embedded model

@@ -37,9 +37,16 @@ READY_TIMEOUT_S = 60.0  # generous: a cold start on a busy 2-core machine
 _lock = threading.Lock()
 _servers: dict[str, PrivateServer] = {}
 #: A private server's one client is the kernel that owns it: its requests declare
-#: their tools (by dotted path) and their LM endpoint, as the owner's own code, and
-#: its optimizers may hold leases for as long as before (up to 7 days).
-PRIVATE_FLAGS = ("--allow-client-lm", "--allow-client-tools", "--max-lease-ttl", "604800")
+#: their tools (by dotted path) and their LM endpoint, as the owner's own code, run the
+#: owner's notebook-defined code, and its optimizers may hold leases for as long as
+#: before (up to 7 days).
+PRIVATE_FLAGS = (
+    "--allow-client-lm",
+    "--allow-client-tools",
+    "--allow-code",
+    "--max-lease-ttl",
+    "604800",
+)
 _owner_pid = os.getpid()
 
 

@@ -28,6 +28,7 @@ from ..variables.types import check_name, normalize_type
 from . import convert
 from ._proto import dspex_bridge_pb2 as pb
 from .cancel import current_scope
+from .code import lift_code
 from .state_compile import CompileCalls
 from .state_production import Lease, ProductionCalls
 from .state_stream import SYNC_TIMEOUT_S, WRITE_DELIVERY_TIMEOUT_S, WatchedCache
@@ -307,9 +308,12 @@ class BridgedState(WatchedCache, ProductionCalls, CompileCalls, StateProvider):
                 f"bindings must map parameter names to variable names, got {bindings!r}"
             )
         c = self._c
+        # Notebook-defined code travels as CodeObject bytes, not base64 inside the JSON.
+        spec, code = lift_code(dict(module_spec))
         request = self._pb.ExecuteModuleRequest(
             session_id=self.session_id,
-            module_spec_json=c.dumps(dict(module_spec)),
+            module_spec_json=c.dumps(spec),
+            code=[self._pb.CodeObject(what=what, pickle=payload) for what, payload in code],
             inputs_json=_map_json(c, inputs, "inputs"),
             bindings=dict(bindings),
             lm_config_json=_map_json(c, lm_config, "lm config"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -37,6 +38,7 @@ from ..state.watch import Subscription, WatchFilter, WatchHub, check_watch_names
 from ..variables.record import SIGNAL_KINDS, Variable, WatchEvent
 from . import convert
 from ._proto import dspex_bridge_pb2 as pb
+from .errors import error_reason
 
 __all__ = ["WatchedCache", "WRITE_DELIVERY_TIMEOUT_S", "SYNC_TIMEOUT_S"]
 
@@ -44,6 +46,16 @@ log = logging.getLogger("dspex_jupyter.bridged")
 
 #: How long a write waits for its own event to reach the watchers before returning.
 WRITE_DELIVERY_TIMEOUT_S = 10.0
+#: Backoff after the server refused a stream (``--max-streams-per-principal``): first, cap (s).
+BUSY_BACKOFF_S = (0.2, 30.0)
+
+
+def busy_backoff(refusals: int) -> float:
+    """Jittered exponential backoff after ``refusals`` consecutive stream refusals."""
+    first, cap = BUSY_BACKOFF_S
+    return min(cap, first * 2 ** max(refusals - 1, 0)) * random.uniform(0.5, 1.0)
+
+
 #: How long the constructor waits for the first snapshot (reads use the server until then).
 SYNC_TIMEOUT_S = 15.0
 
@@ -152,6 +164,7 @@ class WatchedCache:
 
     def _stream_loop(self) -> None:
         backoff = 0.05
+        refusals = 0  # consecutive TooManyStreams refusals
         resync = False
         last_logged = None
         while not self._closed:
@@ -178,7 +191,7 @@ class WatchedCache:
                             self._live = True
                             self._denied = False
                             self._cond.notify_all()
-                    backoff, last_logged = 0.05, None
+                    backoff, last_logged, refusals = 0.05, None, 0
             except grpc.RpcError as err:
                 if self._closed:
                     break
@@ -191,7 +204,12 @@ class WatchedCache:
                 elif code == grpc.StatusCode.OUT_OF_RANGE:
                     resync = True  # our position is gone: re-read a snapshot
                 elif code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    backoff = 0.0  # we fell behind: resume at once from our last seq
+                    if error_reason(err) == "TooManyStreams":
+                        refusals += 1  # the server is at its stream cap: back off
+                        if refusals == 1:
+                            log.warning("watch stream refused: %s (backing off)", err.details())
+                    else:
+                        backoff = 0.0  # we fell behind: resume at once from our last seq
                 elif code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
                     if code != last_logged:  # once per kind of failure, not once per retry
                         log.warning(
@@ -206,7 +224,8 @@ class WatchedCache:
             with self._cond:
                 self._live = False
                 self._cond.notify_all()
-            if self._closed or self._wake.wait(backoff):
+            delay = busy_backoff(refusals) if refusals else backoff
+            if self._closed or self._wake.wait(delay):
                 break
             backoff = min(max(backoff * 2, 0.05), 5.0 if self._denied else 1.0)
 

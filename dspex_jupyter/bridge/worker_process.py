@@ -22,7 +22,13 @@ __all__ = ["worker_main", "ERROR_TYPES"]
 
 ERROR_TYPES = {  # the error types a worker reply may name, most specific first
     name: getattr(_errors, name)
-    for name in ("ProgramError", "ValidationError", "LocalLMUnavailable", "ModuleExecutionError")
+    for name in (
+        "AccessDenied",
+        "ProgramError",
+        "ValidationError",
+        "LocalLMUnavailable",
+        "ModuleExecutionError",
+    )
 }
 
 
@@ -75,7 +81,13 @@ def worker_main() -> None:
                     cancelled=lambda: run_id in cancelled,
                 )
             else:
-                result = run_module(message["module"], message["inputs"], message["bound"], lm)
+                result = run_module(
+                    message["module"],
+                    message["inputs"],
+                    message["bound"],
+                    lm,
+                    allow_code=message.get("allow_code") is True,
+                )
             if run_id in cancelled:  # abandoned: nobody waits for this result
                 raise ModuleExecutionError("the run was cancelled; its result was discarded")
             send({"op": "result", "id": message["id"], "ok": True, "result": result})

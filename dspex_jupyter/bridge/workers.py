@@ -18,7 +18,8 @@ and a replacement starts; the pool survives.
 Protocol (one JSON object per line):
 
 * pool -> worker: ``{"op": "run", "id": N, "module": {...}, "inputs": {...},
-  "bound": {...}, "lm": {...}}``, ``{"op": "cancel", "id": N}`` and ``{"op": "exit"}``.
+  "bound": {...}, "lm": {...}}`` (plus ``"allow_code": true`` when the server allowed
+  the run's notebook-defined code), ``{"op": "cancel", "id": N}`` and ``{"op": "exit"}``.
 * worker -> pool: ``{"op": "ready", "pid": P, "warm_s": S}`` once DSPy is
   imported, then ``{"op": "result", "id": N, "ok": true, "result": {...}}`` or
   ``{"op": "result", "id": N, "ok": false, "error": {"type": ..., "message": ...}}``
@@ -347,14 +348,20 @@ class WorkerPool:
         inputs: Mapping[str, Any],
         bound: Mapping[str, Any],
         lm_config: Mapping[str, Any],
+        *,
+        allow_code: bool = False,
     ) -> Future:
-        """Queue one run; the future's result is the worker's raw reply message."""
+        """Queue one run; the future's result is the worker's raw reply message.
+
+        ``allow_code``: the server allowed this run's notebook-defined code (the
+        worker refuses to load any otherwise)."""
         message = {
             "op": "run",
             "module": module_spec,
             "inputs": inputs,
             "bound": bound,
             "lm": lm_config,
+            **({"allow_code": True} if allow_code else {}),
         }
         return self.submit_message(message)
 
@@ -424,6 +431,8 @@ class WorkerPool:
         lm_config: Mapping[str, Any],
         timeout: float = 300.0,
         on_cancel: Callable[[Callable[[], None]], bool] | None = None,
+        *,
+        allow_code: bool = False,
     ) -> dict[str, Any]:
         """Run one bridged module in a worker; JSON in, JSON out.
 
@@ -439,7 +448,7 @@ class WorkerPool:
         it already has): the run is then cancelled (:meth:`cancel`).
         """
         start = time.perf_counter()
-        future = self.submit(module_spec, inputs, bound, lm_config)
+        future = self.submit(module_spec, inputs, bound, lm_config, allow_code=allow_code)
         if on_cancel is not None and not on_cancel(lambda: self._caller_gone(future)):
             self._caller_gone(future)
         try:

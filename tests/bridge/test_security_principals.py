@@ -11,6 +11,7 @@ import json
 import os
 import stat
 import subprocess
+import uuid
 
 import pytest
 
@@ -152,6 +153,34 @@ def test_only_admins_create_sessions(shared, users, contexts):
         contexts(bridge=shared.address, token=tokens["alice"], session_id="squat")
 
 
+def test_tokens_are_compared_in_constant_time(users, monkeypatch):
+    """Every token check, right or wrong, shared token or user's, goes through
+    ``hmac.compare_digest`` (never ``==``, whose time leaks the matching prefix)."""
+    from dspex_jupyter.bridge.server import users as users_module
+
+    path, tokens = users
+    compared: list[tuple[bytes, bytes]] = []
+    real = users_module.hmac.compare_digest
+
+    def spy(a, b):
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(users_module.hmac, "compare_digest", spy)
+    by_file = users_module.Authenticator(None, str(path))
+    good, bad = tokens["alice"], tokens["alice"][:-1] + ("A" if tokens["alice"][-1] != "A" else "B")
+    assert by_file.user([("authorization", f"Bearer {good}")]).name == "alice"
+    assert by_file.user([("authorization", f"Bearer {bad}")]) is None
+    assert len(compared) == 2
+    single = users_module.Authenticator("s3cret")
+    assert single.user([("authorization", "Bearer s3cret")]) is True
+    assert single.user([("authorization", "Bearer s3creT")]) is None
+    assert compared[2:] == [
+        (b"Bearer s3cret", b"Bearer s3cret"),
+        (b"Bearer s3creT", b"Bearer s3cret"),
+    ]
+
+
 def test_a_wrong_token_or_the_servers_own_token_is_refused(shared, users):
     _, tokens = users
     forged = tokens["alice"][:-4] + ("AAAA" if not tokens["alice"].endswith("AAAA") else "BBBB")
@@ -180,6 +209,21 @@ def test_sessions_per_principal_are_capped(shared, users, contexts):
         contexts(bridge=shared.address, token=token, session_id=f"ta-{i}")
     with pytest.raises(ValidationError, match="max-sessions-per-principal"):
         contexts(bridge=shared.address, token=token, session_id="ta-3")
+
+
+def test_a_token_server_creates_a_named_session_or_joins_it(server, contexts):
+    """With one shared token its principal has every right: ``Context.start`` naming a
+    missing session creates it (the README's call), and the next one joins it."""
+    sid = "named-" + uuid.uuid4().hex
+    first = contexts(bridge=server.address, token=server.token, session_id=sid)
+    assert first.session_id == sid
+    first.defvariable("x", "int", initial=7)
+    second = contexts(bridge=server.address, token=server.token, session_id=sid)
+    assert second.get("x") == 7
+    second.set("x", 8)
+    assert wait_until(lambda: first.get("x") == 8)
+    with pytest.raises(AccessDenied):  # still the token, whatever the session
+        contexts(bridge=server.address, token="not-" + server.token, session_id=sid)
 
 
 def test_a_private_token_server_still_honours_asserted_principals(server, contexts):

@@ -155,3 +155,22 @@ def test_a_generated_token_goes_to_a_0600_file_only(tmp_path):
     assert secret and secret not in out and secret not in err
     os.unlink(generated)
     os.rmdir(os.path.dirname(generated))
+
+
+def test_token_on_the_command_line_works_but_warns_without_printing_it():
+    secret = "cmdline-" + uuid.uuid4().hex
+    proc, address = _serve("--token", secret, env=python_env())
+    try:
+        state = BridgedState(BridgeClient(address, secret), uuid.uuid4().hex)
+        state.register("x", "int", 1)
+        assert state.get("x").value == 1
+        state.close()
+    finally:
+        out, err = _stop(proc)
+    warning = next(line for line in err.splitlines() if "--token" in line and "WARNING" in line)
+    assert "--token-file" in warning and "DSPEX_BRIDGE_TOKEN" in warning and "ps" in warning
+    assert secret not in out and secret not in err
+    # the same token from the environment: no warning
+    proc, _ = _serve(env=dict(python_env(), DSPEX_BRIDGE_TOKEN=secret))
+    _, err = _stop(proc)
+    assert "WARNING" not in err and secret not in err

@@ -4,6 +4,11 @@ The server is started by the tests (random token, free port, temporary root,
 settings and workspaces), from this virtual environment, so it serves the
 dev install's prebuilt extension (scripts/build_labextension.py --develop).
 Never `playwright install`: the browser is /usr/bin/chromium.
+
+Screenshots go through :func:`screenshot`: always to ``tests/artifacts/``, and,
+with ``DSPEX_UPDATE_SCREENSHOTS=1`` (``make screenshots``, which runs
+``scripts/update_screenshots.sh``), the README's images to ``docs/`` too, so
+those images come from the tests rather than by hand.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
+DOCS = ROOT / "docs"
+UPDATE_DOCS = "DSPEX_UPDATE_SCREENSHOTS"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -35,6 +43,21 @@ CHROMIUM_ARGS = [
 
 if not Path(CHROMIUM).exists():
     raise RuntimeError(f"{CHROMIUM} is missing (scripts/bootstrap.sh installs Debian's chromium)")
+
+
+def screenshot(target: Any, name: str, *, docs: str | None = None, **options: Any) -> Path:
+    """Save a screenshot of ``target`` (a Playwright page or locator) as tests/artifacts/NAME.
+
+    ``docs`` names the README image this picture is (``docs/<docs>``); it is written
+    there as well when ``DSPEX_UPDATE_SCREENSHOTS=1`` (scripts/update_screenshots.sh),
+    and only then, so an ordinary test run leaves the tree clean.
+    """
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    target.screenshot(path=str(path), **options)
+    if docs is not None and os.environ.get(UPDATE_DOCS) == "1":
+        shutil.copyfile(path, DOCS / docs)
+    return path
 
 
 def _free_port() -> int:

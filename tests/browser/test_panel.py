@@ -16,7 +16,7 @@ import nbformat
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import ARTIFACTS
+from .conftest import ARTIFACTS, screenshot
 
 WAIT = 90_000  # ms; generous, the machine is shared
 
@@ -117,7 +117,6 @@ def open_notebook_and_panel(page: Page, lab, notebook: str) -> None:
 
 
 def test_panel_follows_edits_and_widgets(page: Page, lab, notebook: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     open_notebook_and_panel(page, lab, notebook)
 
     # the context appears once a cell creates it
@@ -157,7 +156,7 @@ def test_panel_follows_edits_and_widgets(page: Page, lab, notebook: str) -> None
     expect(error).to_contain_text("2")  # names the maximum it broke
     expect(value).to_have_value("1.25")
     expect(row).to_have_attribute("data-version", "2")
-    page.locator(PANEL).screenshot(path=str(ARTIFACTS / "panel-invalid-edit.png"))
+    screenshot(page.locator(PANEL), "panel-invalid-edit.png")
     assert kernel_state(page) == (1.25, 2)
 
     # text that is not a number is refused too
@@ -208,8 +207,8 @@ def test_panel_follows_edits_and_widgets(page: Page, lab, notebook: str) -> None
     expect(row.locator(".dspex-source")).to_have_attribute("data-source", "widget")
     kernel_value, kernel_version = kernel_state(page)
     assert kernel_value == 2.0 and kernel_version == version
-    page.screenshot(path=str(ARTIFACTS / "panel-and-widgets.png"))
-    page.locator(PANEL).screenshot(path=str(ARTIFACTS / "panel.png"))
+    screenshot(page, "panel-and-widgets.png")
+    screenshot(page.locator(PANEL), "panel.png")
 
     # the panel's channel numbers its messages without gaps (one snapshot only)
     seq = int(page.locator(PANEL).get_attribute("data-seq") or 0)
@@ -265,7 +264,6 @@ RUN_CELLS = [
 
 def test_panel_shows_runs_with_variable_versions(page: Page, lab) -> None:
     write_notebook(lab, "runs_demo.ipynb", RUN_CELLS)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     open_notebook_and_panel(page, lab, "runs_demo.ipynb")
 
     run_cell(page, 0)
@@ -304,5 +302,5 @@ def test_panel_shows_runs_with_variable_versions(page: Page, lab) -> None:
     expect(runs).to_have_count(2, timeout=WAIT)
     expect(runs.first.locator(".dspex-run-modules")).to_contain_text("uses model@v2")
     expect(runs.nth(1).locator(".dspex-run-modules")).to_contain_text("uses model@v1")
-    page.screenshot(path=str(ARTIFACTS / "panel-runs-and-widgets.png"))
-    page.locator(PANEL).screenshot(path=str(ARTIFACTS / "panel-runs.png"))
+    screenshot(page, "panel-runs-and-widgets.png", docs="panel.png")
+    screenshot(page.locator(PANEL), "panel-runs.png")

@@ -13,16 +13,13 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import ARTIFACTS
-from .test_panel import PANEL, WAIT, cell_outputs, open_notebook_and_panel, run_cell, write_notebook
+from .conftest import screenshot
+from .test_panel import PANEL, WAIT, open_notebook_and_panel, run_cell, write_notebook
 
 LONG = "Which city is the capital of France, and what river runs through it? " * 3
 
 CELLS = [
-    # 0: a bridged context with one variable of each control kind; the embedded model's
-    # file is made missing before the bridge server starts (cell 7 runs with no LM)
-    "import os\n"
-    'os.environ["DSPEX_LOCAL_LM_MODEL"] = os.path.join(os.getcwd(), "missing.gguf")\n'
+    # 0: a bridged context with one variable of each control kind
     "from dspex_jupyter import Context, Program, Tuner\n"
     "from dspex_jupyter.native import QueryClassifier, function\n"
     'ctx = Context.start(name="kinds", backend="bridged")\n'
@@ -51,10 +48,6 @@ CELLS = [
     '          space={"temperature": [0.9, 0.1]}, sampler="grid", n_trials=2,\n'
     '          study_name="demo-study", display_progress=False).run()\n'
     "print(r.best_score)",
-    # 7: no LM configured and no embedded model installed (the first bridged DSPy run)
-    "from dspex_jupyter.modules import Predict\n"
-    'Program.run(Program.new("ask").chain([Predict("question -> answer")]), '
-    '{"question": "hi"}, context=ctx)',
 ]
 
 RAW_HTML = ("<span", "<small", "<b>", "&#", "<table", "<div")
@@ -75,7 +68,6 @@ def notebook(lab) -> str:
 
 
 def test_controls_locks_runs_and_tuning(page: Page, lab, notebook: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     open_notebook_and_panel(page, lab, notebook)
     run_cell(page, 0)
     expect(page.locator(f"{PANEL} .dspex-backend")).to_have_text("bridged", timeout=WAIT)
@@ -145,8 +137,8 @@ def test_controls_locks_runs_and_tuning(page: Page, lab, notebook: str) -> None:
     box = lock.bounding_box()
     assert box and box["width"] > 40
     assert "\U0001f512" not in (lock.inner_text() + widget_lock.inner_text())
-    page.screenshot(path=str(ARTIFACTS / "panel-locked-and-widgets.png"))
-    temperature.screenshot(path=str(ARTIFACTS / "panel-locked-row.png"))
+    screenshot(page, "panel-locked-and-widgets.png", docs="panel-controls-and-widgets.png")
+    screenshot(temperature, "panel-locked-row.png")
     run_cell(page, 4)
     expect(lock).to_have_text("", timeout=WAIT)
     expect(temperature.locator("input.dspex-slider")).to_be_enabled()
@@ -166,7 +158,7 @@ def test_controls_locks_runs_and_tuning(page: Page, lab, notebook: str) -> None:
     expect(full).to_be_visible()
     expect(full).to_have_text(LONG)
     expect(run.locator(".dspex-run-outputs")).to_contain_text("category")
-    page.locator(PANEL).screenshot(path=str(ARTIFACTS / "panel-run-inputs-outputs.png"))
+    screenshot(page.locator(PANEL), "panel-run-inputs-outputs.png")
 
     # a tuning: its study and best score
     outputs = run_cell(page, 6)
@@ -175,23 +167,7 @@ def test_controls_locks_runs_and_tuning(page: Page, lab, notebook: str) -> None:
     expect(tuning).to_have_attribute("data-state", "done", timeout=WAIT)
     expect(tuning).to_contain_text("tuned demo-study")
     expect(tuning).to_contain_text("best 1.00")
-    page.locator(PANEL).screenshot(path=str(ARTIFACTS / "panel-controls.png"))
-
-    # no LM and no embedded model: one short error naming dspex's ways out
-    outputs = cell_outputs(page, 7)
-    (error,) = [o for o in outputs if o.get("output_type") == "error"]
-    assert error["ename"] == "LocalLMUnavailable"
-    shown = "\n".join(error["traceback"])
-    for way in ("lm={'model'", "DSPEX_LM_MODEL", "dspex-jupyter[local-lm]", "%tb"):
-        assert way in shown, way
-    assert "dspy.LM" not in shown and "OPENAI_API_KEY" not in shown
-    assert "dspex_jupyter/" not in shown, shown  # no internal frames
-    # the first bridged run said what it was doing, and blanked the line when done
-    statuses = [o["data"]["text/plain"] for o in outputs if o.get("output_type") == "display_data"]
-    assert statuses == [""], outputs
-    cell = page.locator(".jp-Cell").nth(7)
-    expect(cell.locator(".jp-OutputArea")).not_to_contain_text("loading DSPy")
-    cell.screenshot(path=str(ARTIFACTS / "no-lm-error.png"))
+    screenshot(page.locator(PANEL), "panel-controls.png")
 
     # no output of the whole notebook shows HTML markup as text (an output shown as
     # text: a stream, or a result with nothing richer than text/plain)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from .conftest import ARTIFACTS
+from .conftest import screenshot
 from .test_panel import WAIT, run_cell, write_notebook
 
 TRIALS = 12
@@ -72,5 +72,4 @@ def test_the_live_chart_shows_one_dot_per_trial(page: Page, lab) -> None:
         "width": 900,
         "height": chart["y"] + chart["height"] + 8 - top,
     }
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "tuning-live.png"), clip=clip)
+    screenshot(page, "tuning-live.png", docs="tuning-live.png", clip=clip)

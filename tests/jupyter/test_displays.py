@@ -157,4 +157,15 @@ def test_a_dspex_error_is_short_and_names_dspex_ways_out(shell, ctx, capsys) -> 
     assert "OPENAI_API_KEY" not in shown and "dspy.LM" not in shown
     for way in ("lm={'model'", "DSPEX_LM_MODEL", "%dspex lm", "dspex-jupyter[local-lm]"):
         assert way in shown, way
+    # a model was named (here by a model variable) but has no key: the message names it
+    shell.user_ns["said"] = (
+        "Predict failed with openai/gpt-4: LMNotConfiguredError: [openai/gpt-4] no API key "
+        'found. Set OPENAI_API_KEY in the environment, or pass api_key="..." to dspy.LM(...).'
+    )
+    shell.run_cell("raise ModuleExecutionError(said)")
+    shown = capsys.readouterr().out
+    assert "The LM openai/gpt-4 has no API key" in shown
+    assert "OPENAI_API_KEY" not in shown and "dspy.LM" not in shown and "No LM is" not in shown
+    for way in ("lm={'model'", "DSPEX_LM_API_KEY", "%dspex lm"):
+        assert way in shown, way
     assert ctx.get("temperature") == 0.7  # the refused write changed nothing

@@ -8,7 +8,7 @@ import pytest
 
 from dspex_jupyter import Program
 from dspex_jupyter.errors import DSPexError, ProgramError, ValidationError
-from dspex_jupyter.modules import ChainOfThought, Predict, ReAct
+from dspex_jupyter.modules import ChainOfThought, Predict, ReAct, tool_path
 from dspex_jupyter.native import QueryClassifier, function
 from dspex_jupyter.testing import tools
 
@@ -188,7 +188,9 @@ def test_bad_specs_raise_typed_errors(build, error):
     assert isinstance(info.value, DSPexError)
 
 
-def test_tools_defined_in_main_are_rejected_with_a_reason():
+def test_tools_defined_in_main_have_no_path_so_react_ships_them_as_code():
+    """A notebook function cannot be imported by name (tool_path says why); ReAct then
+    carries it as code, which only a server allowing code runs (tests/bridge/test_security_code.py)."""
     import __main__
 
     def tool(x: str) -> str:
@@ -199,7 +201,11 @@ def test_tools_defined_in_main_are_rejected_with_a_reason():
     __main__.tool = tool
     try:
         with pytest.raises(ProgramError, match="__main__"):
-            ReAct("q -> a", tools=[tool])
+            tool_path(tool)
+        module = ReAct("q -> a", tools=[tool])
+        (entry,) = module.tools
+        assert entry["$code"] == "tool tool" and entry["pickle"]
+        assert repr(module) == "ReAct('q -> a', tools=['tool'], max_iters=5)"
     finally:
         del __main__.tool
 

@@ -297,7 +297,7 @@ class WatchMessage(_message.Message):
     def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., caught_up: _Optional[_Union[CaughtUp, _Mapping]] = ...) -> None: ...
 
 class ExecuteModuleRequest(_message.Message):
-    __slots__ = ("session_id", "module_spec_json", "inputs_json", "bindings", "lm_config_json", "timeout_s", "overrides_json")
+    __slots__ = ("session_id", "module_spec_json", "inputs_json", "bindings", "lm_config_json", "timeout_s", "overrides_json", "code")
     class BindingsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -312,6 +312,7 @@ class ExecuteModuleRequest(_message.Message):
     LM_CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     OVERRIDES_JSON_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     module_spec_json: str
     inputs_json: str
@@ -319,7 +320,16 @@ class ExecuteModuleRequest(_message.Message):
     lm_config_json: str
     timeout_s: float
     overrides_json: str
-    def __init__(self, session_id: _Optional[str] = ..., module_spec_json: _Optional[str] = ..., inputs_json: _Optional[str] = ..., bindings: _Optional[_Mapping[str, str]] = ..., lm_config_json: _Optional[str] = ..., timeout_s: _Optional[float] = ..., overrides_json: _Optional[str] = ...) -> None: ...
+    code: _containers.RepeatedCompositeFieldContainer[CodeObject]
+    def __init__(self, session_id: _Optional[str] = ..., module_spec_json: _Optional[str] = ..., inputs_json: _Optional[str] = ..., bindings: _Optional[_Mapping[str, str]] = ..., lm_config_json: _Optional[str] = ..., timeout_s: _Optional[float] = ..., overrides_json: _Optional[str] = ..., code: _Optional[_Iterable[_Union[CodeObject, _Mapping]]] = ...) -> None: ...
+
+class CodeObject(_message.Message):
+    __slots__ = ("what", "pickle")
+    WHAT_FIELD_NUMBER: _ClassVar[int]
+    PICKLE_FIELD_NUMBER: _ClassVar[int]
+    what: str
+    pickle: bytes
+    def __init__(self, what: _Optional[str] = ..., pickle: _Optional[bytes] = ...) -> None: ...
 
 class ExecuteModuleResponse(_message.Message):
     __slots__ = ("result_json",)

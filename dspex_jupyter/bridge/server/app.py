@@ -16,10 +16,10 @@ from .._proto import dspex_bridge_pb2_grpc as pb_grpc
 from ..errors import error_status
 from ..production import MAX_LEASE_TTL_S, check_ttl
 from ..store import Store
-from .core import DEFAULT_TTL_S, MAX_SESSION_TTL_S, MAX_VALUE_BYTES
+from .core import DEFAULT_TTL_S, MAX_SESSION_BYTES, MAX_SESSION_TTL_S, MAX_VALUE_BYTES
 from .policy import ExecutionPolicy
 from .servicer import BridgeServicer
-from .session import CLOSED, EVENT_LIMIT, HISTORY_LIMIT, WATCH_QUEUE
+from .session import CLOSED, EVENT_LIMIT, HISTORY_LIMIT, MAX_STREAMS_PER_PRINCIPAL, WATCH_QUEUE
 from .users import Authenticator
 
 __all__ = ["BridgeServer", "MAX_MESSAGE_BYTES", "MAX_SEND_BYTES", "SERVER_OPTIONS"]
@@ -85,6 +85,7 @@ class BridgeServer:
         max_lease_ttl_s: float = 300.0,
         max_session_ttl_s: float = MAX_SESSION_TTL_S,
         max_value_bytes: int = MAX_VALUE_BYTES,
+        max_session_bytes: int = MAX_SESSION_BYTES,
         history_keep: int = HISTORY_LIMIT,
         tls: tuple[bytes, bytes] | None = None,
         max_workers: int = 512,
@@ -93,12 +94,20 @@ class BridgeServer:
         watch_queue: int = WATCH_QUEUE,
         workers: int | None = None,
         policy: ExecutionPolicy | None = None,
+        max_streams_per_principal: int = MAX_STREAMS_PER_PRINCIPAL,
     ) -> None:
+        if not isinstance(max_streams_per_principal, int) or max_streams_per_principal < 1:
+            raise E.ValidationError(
+                f"max_streams_per_principal (--max-streams-per-principal) must be an integer "
+                f">= 1, got {max_streams_per_principal!r}"
+            )
         auth = Authenticator(token, users)
         check_ttl(default_ttl_s, max_session_ttl_s, "the default session TTL")
-        if event_limit < 1 or watch_queue < 1 or history_keep < 1 or max_value_bytes < 1:
+        limits = (event_limit, watch_queue, history_keep, max_value_bytes, max_session_bytes)
+        if min(limits) < 1:
             raise E.ValidationError(
-                "event_limit, watch_queue, history_keep and max_value_bytes must be >= 1"
+                "event_limit, watch_queue, history_keep, max_value_bytes and "
+                "max_session_bytes (--max-session-bytes) must be >= 1"
             )
         self.store = store
         self.servicer = BridgeServicer(
@@ -110,7 +119,9 @@ class BridgeServer:
             policy=policy,
             auth=auth,
             max_value_bytes=max_value_bytes,
+            max_session_bytes=max_session_bytes,
             history_keep=history_keep,
+            max_streams_per_principal=max_streams_per_principal,
             max_sessions_per_principal=max_sessions_per_principal,
             max_lease_ttl_s=check_ttl(max_lease_ttl_s, MAX_LEASE_TTL_S, "max_lease_ttl_s"),
             max_session_ttl_s=check_ttl(max_session_ttl_s, float("1e9"), "max_session_ttl_s"),

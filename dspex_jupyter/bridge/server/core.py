@@ -10,7 +10,7 @@ sees a write that is not yet durable.
 
 from __future__ import annotations
 
-import collections
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -25,22 +25,30 @@ from .._proto import dspex_bridge_pb2 as pb
 from ..production import SIGNAL_KINDS, AccessControl, DependencyGraph, Lease
 from ..store import SessionData, Store
 from .policy import ExecutionPolicy
+from .retained import History, watch_message
 from .session import (
     EVENT_LIMIT,
     GONE,
     HISTORY_LIMIT,
+    MAX_STREAMS_PER_PRINCIPAL,
     WATCH_QUEUE,
     Session,
+    StreamSlots,
     event_dict,
     event_message,
 )
 from .users import Authenticator
+
+#: One committed change: seq, event, record (none for a deletion), its message, its size.
+Result = tuple[int, WatchEvent, Variable | None, pb.VariableRecord | None, int]
 
 __all__ = ["ServicerCore", "DEFAULT_TTL_S", "lock_events"]
 
 DEFAULT_TTL_S = 3600.0
 MAX_SESSION_TTL_S = 7 * 24 * 3600.0
 MAX_VALUE_BYTES = 1024 * 1024
+#: What one session may keep: its current values and their kept history (protobuf bytes).
+MAX_SESSION_BYTES = 64 * 1024 * 1024
 
 
 class ServicerCore:
@@ -61,8 +69,11 @@ class ServicerCore:
         max_session_ttl_s: float = MAX_SESSION_TTL_S,
         max_value_bytes: int = MAX_VALUE_BYTES,
         history_keep: int = HISTORY_LIMIT,
+        max_session_bytes: int = MAX_SESSION_BYTES,
+        max_streams_per_principal: int = MAX_STREAMS_PER_PRINCIPAL,
     ) -> None:
         self.store = store
+        self.stream_slots = StreamSlots(max_streams_per_principal)
         self.policy = policy or ExecutionPolicy()
         #: ``None``: an in-process servicer with no token check (tests of the servicer).
         self.auth = auth
@@ -71,6 +82,7 @@ class ServicerCore:
         self.max_session_ttl_s = max_session_ttl_s
         self.max_value_bytes = max_value_bytes
         self.history_keep = history_keep
+        self.max_session_bytes = max_session_bytes
         self.default_ttl_s = default_ttl_s
         self.event_limit = event_limit
         self.watch_queue = watch_queue
@@ -90,12 +102,18 @@ class ServicerCore:
         session.last_seq = data.last_seq
         if data.variables:
             session.table.import_({"format": SNAPSHOT_FORMAT, "variables": data.variables})
+        current = session.table.variables
         for name, rows in data.history.items():
-            session.history[name] = collections.deque(
-                (variable_from_dict(r)[0] for r in rows), maxlen=self.history_keep
-            )
+            history = session.history[name] = History(self.history_keep)
+            for row in rows:
+                record = variable_from_dict(row)[0]
+                now = current.get(name)
+                if now is not None and now.version == record.version:
+                    record = now  # one object for the current value and its history entry
+                session.bytes -= history.append(record, C.record_to_pb(record).ByteSize())
         for seq, event in data.events:
-            session.events.append((seq, event_message(event)))
+            message = event_message(event)
+            session.events.append(seq, message, message.ByteSize(), self.max_session_bytes)
         session.graph = DependencyGraph(data.meta.get("dependencies") or ())
         session.acl = AccessControl(data.meta.get("owner") or "", data.meta.get("acl"))
         self.sessions[session.id] = session
@@ -175,24 +193,27 @@ class ServicerCore:
                 n in scopes for scopes in session.acl.grants.values() for n in deleted
             ):
                 acl_changed = True
-            results: list[tuple[int, WatchEvent, Variable | None]] = []
+            results: list[Result] = []
             seq = session.last_seq
             durable = self.store.durable
             upserts, deletes, rows = [], [], []
             for index, event in enumerate(events):
                 seq += 1
                 record = None if event.kind == "deleted" else table.variables[event.name]
+                record_pb = None if record is None else C.record_to_pb(record)
                 if record is None:
                     deletes.append(event.name)
                 elif event.kind not in SIGNAL_KINDS:
                     upserts.append(record)
-                results.append((seq, event, record))
+                size = 0 if record_pb is None else record_pb.ByteSize()
+                results.append((seq, event, record, record_pb, size))
                 if durable:
                     rows.append((seq, event_dict(seq, event, record, index != len(events) - 1)))
             if acl_changed:
                 acl = AccessControl(session.acl.owner, session.acl.to_json())
                 acl.forget_variables(deleted)
                 meta["acl"] = acl.to_json()
+            self._check_budget(session, results)
             if events:
                 self.store.commit(session.id, seq, upserts, deletes, rows, meta or None)
         except BaseException:
@@ -216,32 +237,72 @@ class ServicerCore:
             session.acl.forget_variables(deleted)
         return self._publish(session, results)
 
+    def _check_budget(
+        self,
+        session: Session,
+        results: list[Result],
+    ) -> None:
+        """``ValidationError`` if these changes would take the session's kept bytes over
+        ``--max-session-bytes``; a write that keeps the session's size or shrinks it
+        always passes (that is how a full session frees room). Lock held."""
+        if not self.max_session_bytes:
+            return
+        delta, replaced = 0, set()
+        for _, event, _record, record_pb, size in results:
+            if event.kind in SIGNAL_KINDS:
+                continue
+            history = session.history.get(event.name)
+            if record_pb is None or event.kind == "registered":  # drops the old history
+                if history is not None and event.name not in replaced:
+                    delta -= history.bytes
+                replaced.add(event.name)
+                history = None
+            if record_pb is not None:
+                delta += size
+                if history is not None:
+                    delta -= history.freed_by_next()
+        if delta > 0 and session.bytes + delta > self.max_session_bytes:
+            raise E.ValidationError(
+                f"this write would make session {session.id!r} keep "
+                f"{session.bytes + delta} bytes of values and history, over the "
+                f"{self.max_session_bytes} this server allows (--max-session-bytes); "
+                "delete variables (or write smaller values) to free room"
+            )
+
     def _publish(
-        self, session: Session, results: list[tuple[int, WatchEvent, Variable | None]]
+        self,
+        session: Session,
+        results: list[Result],
     ) -> list[tuple[int, WatchEvent, pb.VariableRecord | None]]:
-        """Number, remember and fan out the committed events of one write. Lock held."""
+        """Number, remember and fan out the committed events of one write. Lock held.
+
+        The backlog keeps how to rebuild each message, not the message (see
+        ``retained.py``): the value stays in memory once, as the record's object.
+        """
         last = len(results) - 1
         out = []
-        for index, (seq, event, record) in enumerate(results):
+        for index, (seq, event, record, record_pb, size) in enumerate(results):
             session.last_seq = seq
             signal = event.kind in SIGNAL_KINDS
             if record is None:
-                session.history.pop(event.name, None)
+                dropped = session.history.pop(event.name, None)
+                if dropped is not None:
+                    session.bytes -= dropped.bytes
             elif not signal:
                 hist = session.history.get(event.name)
                 if hist is None or event.kind == "registered":
-                    hist = session.history[event.name] = collections.deque(maxlen=self.history_keep)
-                hist.append(record)
-            record_pb = None if record is None else C.record_to_pb(record)
-            if signal:  # the event's own metadata, with the current record alongside
-                event_pb = C.event_to_pb(seq, event, None)
-                event_pb.record.CopyFrom(record_pb)
-            else:
-                event_pb = C.event_to_pb(seq, event, record, record_pb)
-            message = pb.WatchMessage(event=event_pb)
-            if index != last:
-                message.event.more = True
-            session.events.append((seq, message))
+                    if hist is not None:
+                        session.bytes -= hist.bytes
+                    hist = session.history[event.name] = History(self.history_keep)
+                session.bytes -= hist.append(record, size)
+            more = index != last
+            message = watch_message(seq, event, record, record_pb, more)
+            session.events.append(
+                seq,
+                functools.partial(watch_message, seq, event, record, None, more),
+                0 if signal else size,
+                self.max_session_bytes,
+            )
             for watcher in session.watchers:
                 watcher.push(event.name, message)
             if not signal:

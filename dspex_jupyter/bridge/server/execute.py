@@ -3,7 +3,8 @@
 Needs the "execute" right on the session whatever the bindings, plus "read"
 on every bound variable. Tools and the LM endpoint follow the server's
 :class:`~.policy.ExecutionPolicy`: a request naming an unregistered tool fails
-here, before a worker imports anything. The work itself (spec checks,
+here, before a worker imports anything; so does a request carrying
+notebook-defined code to a server without ``--allow-code``. The work itself (spec checks,
 binding resolution, the worker round trip) is ``bridge/execution.py``; this
 handler only parses the request, checks access and hands the pool over.
 """
@@ -44,10 +45,18 @@ class ExecuteMixin(ServicerCore):
 
     @rpc("execute")
     def ExecuteModule(self, request: Any, call: Call) -> pb.ExecuteModuleResponse:
+        from ..code import code_whats, inline_code
         from ..execution import execute_module_request
 
         session = call.live
         spec = C.loads(request.module_spec_json, "module spec")
+        # Notebook-defined code: every piece sent or named must be allowed, before anything else.
+        for obj in request.code:
+            self.policy.check_code(obj.what or "code")
+        spec = inline_code(spec, [(obj.what, obj.pickle) for obj in request.code])
+        whats = code_whats(spec)
+        for what in whats:
+            self.policy.check_code(what)
         inputs = C.loads_map(request.inputs_json, "inputs") or {}
         lm_config = C.loads_map(request.lm_config_json, "lm config") or {}
         if request.timeout_s < 0:
@@ -79,5 +88,6 @@ class ExecuteMixin(ServicerCore):
             check_override=check,
             # the kernel cancelled its call (Ctrl-C, a timed-out example): drop the run
             on_cancel=call.context.add_callback,
+            allow_code=bool(whats),  # checked above: the worker may load this run's code
         )
         return pb.ExecuteModuleResponse(result_json=C.dumps(result))

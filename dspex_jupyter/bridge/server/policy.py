@@ -8,10 +8,16 @@ imports anything. The client's LM ``api_base``/``api_key`` are refused unless
 the server runs with ``--allow-client-lm``; otherwise the server's own
 ``--lm-model``/``--lm-api-base`` (key from ``DSPEX_LM_API_KEY``) are used.
 
+Notebook-defined code (a custom module, a notebook function as a tool or a
+metric, pickled by value: ``bridge/code.py``) runs code of the caller's choosing
+in a worker, so it needs the ``execute`` right *and* a server started with
+``--allow-code``; without the flag every such request is refused before a
+worker loads anything.
+
 A private server spawned by a kernel has exactly one client, the kernel that
-owns it, so the launcher starts it with ``--allow-client-lm`` and
-``--allow-client-tools``: there the owner declares its tools by dotted path in
-its own requests, as it always did.
+owns it, so the launcher starts it with ``--allow-client-lm``,
+``--allow-client-tools`` and ``--allow-code``: there the owner declares its
+tools by dotted path, or as notebook functions, in its own requests.
 """
 
 from __future__ import annotations
@@ -63,8 +69,21 @@ class ExecutionPolicy:
     tools: Mapping[str, str] = field(default_factory=dict)
     allow_client_tools: bool = False
     allow_client_lm: bool = False
+    allow_code: bool = False
     lm_model: str | None = None
     lm_api_base: str | None = None
+
+    def check_code(self, what: str) -> None:
+        """``AccessDenied`` unless this server runs notebook-defined code (``--allow-code``).
+
+        The caller's ``execute`` right is checked by the RPC itself; this is the
+        server-wide switch. ``what`` names the object in the refusal.
+        """
+        if not self.allow_code:
+            raise E.AccessDenied(
+                f"this bridge server does not run notebook-defined code ({what}); "
+                "its owner can start it with --allow-code (a kernel's private server allows it)"
+            )
 
     def resolve_spec(self, spec: Any) -> Any:
         """``spec`` with every ReAct tool NAME replaced by its registered path.
@@ -84,7 +103,10 @@ class ExecutionPolicy:
         paths = [self._resolve(tool) for tool in tools]
         return {**spec, "options": {**options, "tools": paths}}
 
-    def _resolve(self, tool: Any) -> str:
+    def _resolve(self, tool: Any) -> Any:
+        if isinstance(tool, Mapping) and isinstance(tool.get("$code"), str):
+            self.check_code(tool["$code"])  # a notebook function: code, already allowed
+            return tool
         if not isinstance(tool, str):
             raise E.ProgramError(f"a tool must be a registered tool name, got {tool!r}")
         if tool in self.tools:

@@ -19,6 +19,7 @@ from ...variables.table import VariableTable
 from .. import convert as C
 from .._proto import dspex_bridge_pb2 as pb
 from ..production import AccessControl, DependencyGraph, Leases
+from .retained import EventLog, History
 
 __all__ = [
     "Session",
@@ -31,6 +32,8 @@ __all__ = [
     "EVENT_LIMIT",
     "HISTORY_LIMIT",
     "WATCH_QUEUE",
+    "MAX_STREAMS_PER_PRINCIPAL",
+    "StreamSlots",
     "event_dict",
     "event_message",
 ]
@@ -38,6 +41,7 @@ __all__ = [
 HISTORY_LIMIT = 1000
 EVENT_LIMIT = 10_000
 WATCH_QUEUE = 4096
+MAX_STREAMS_PER_PRINCIPAL = 256
 STREAM_YIELD_S = 0.0002  # see Watcher.take
 
 #: A watcher's state: streaming, fell behind, stream ended, session dropped, right revoked.
@@ -94,6 +98,40 @@ class Watcher:
             return items, self.state
 
 
+class StreamSlots:
+    """Open watch streams per principal, capped (``--max-streams-per-principal``).
+
+    A stream beyond the cap is refused with ``TooManyStreams``
+    (``RESOURCE_EXHAUSTED``) instead of taking a server thread.
+    """
+
+    def __init__(self, limit: int = MAX_STREAMS_PER_PRINCIPAL) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, principal: str) -> None:
+        from ..errors import TooManyStreams
+
+        with self._lock:
+            held = self._open.get(principal, 0)
+            if held >= self.limit:
+                raise TooManyStreams(
+                    f"{principal or 'this caller'!r} already has {held} open watch streams, "
+                    f"the most this server allows per principal "
+                    f"(--max-streams-per-principal {self.limit}); close one or retry later"
+                )
+            self._open[principal] = held + 1
+
+    def give(self, principal: str) -> None:
+        with self._lock:
+            left = self._open.get(principal, 1) - 1
+            if left > 0:
+                self._open[principal] = left
+            else:
+                self._open.pop(principal, None)
+
+
 class Session:
     """The live state of one session; every field is guarded by ``lock``."""
 
@@ -106,10 +144,10 @@ class Session:
         self.last_seen = time.time()
         self.lock = threading.Lock()
         self.table = VariableTable()
-        self.history: dict[str, collections.deque[Variable]] = {}
-        self.events: collections.deque[tuple[int, pb.WatchMessage]] = collections.deque(
-            maxlen=event_limit
-        )
+        self.history: dict[str, History] = {}
+        #: The bytes the histories keep (every current record is its history's newest).
+        self.bytes = 0
+        self.events = EventLog(event_limit)
         self.last_seq = 0
         self.watchers: set[Watcher] = set()
         self.gone = False

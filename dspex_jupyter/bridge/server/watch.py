@@ -40,6 +40,7 @@ class WatchMixin(ServicerCore):
         client = call.caller.client
         with call.locked() as session:
             first = self._watch_start(session, request, names)
+            self.stream_slots.take(watcher.principal)
             session.watchers.add(watcher)
             if client:
                 session.clients[client] = session.clients.get(client, 0) + 1
@@ -71,6 +72,7 @@ class WatchMixin(ServicerCore):
                 if state != LIVE:
                     return
         finally:
+            self.stream_slots.give(watcher.principal)
             with session.lock:
                 session.watchers.discard(watcher)
                 session.last_seen = time.time()
