@@ -6,6 +6,7 @@ so this checks the Makefile make actually parses, not a copy of its text.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -13,9 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def recipe(target: str) -> list[str]:
+    # Under `make test` the suite runs inside make: drop the parent's flags so this
+    # make prints only the recipe (no "Entering/Leaving directory" lines).
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
     out = subprocess.run(
-        ["make", "-n", target, "VENV=/venv-for-make-n"],
+        ["make", "--no-print-directory", "-n", target, "VENV=/venv-for-make-n"],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
