@@ -87,3 +87,17 @@ def wait_until(predicate, timeout: float = WAIT_S, step: float = 0.02) -> bool:
             return True
         time.sleep(step)
     return predicate()
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of ``pid``, read from /proc (the worker processes of a server)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found

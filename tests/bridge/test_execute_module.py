@@ -14,7 +14,7 @@ from dspex_jupyter.errors import ProgramError, ValidationError, VariableNotFound
 from dspex_jupyter.modules import ChainOfThought
 from dspex_jupyter.testing import LMServer
 
-from .conftest import PYTHON, WAIT_S, python_env, wait_until
+from .conftest import PYTHON, WAIT_S, child_pids, python_env, wait_until
 from .test_faults import _alive
 
 SECRET = "sk-bridge-test-SECRET-7f"
@@ -80,7 +80,7 @@ def test_kill9_of_the_kernel_after_a_module_run_leaves_no_orphans(lm):
     line = proc.stdout.readline()
     assert line.strip(), proc.stderr.read() if proc.poll() is not None else "no pid"
     server_pid = int(line)
-    worker_pids = _children(server_pid)
+    worker_pids = child_pids(server_pid)
     assert worker_pids, "the module ran in no worker process"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(WAIT_S)
@@ -88,19 +88,6 @@ def test_kill9_of_the_kernel_after_a_module_run_leaves_no_orphans(lm):
     assert wait_until(lambda: not _alive(server_pid)), "the private server outlived its kernel"
     for pid in worker_pids:
         assert wait_until(lambda pid=pid: not _alive(pid)), f"worker {pid} was orphaned"
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                pass
-    return found
 
 
 def test_kill9_of_a_worker_mid_run_fails_only_that_run(server):
@@ -126,7 +113,7 @@ def test_kill9_of_a_worker_mid_run_fails_only_that_run(server):
             with ThreadPoolExecutor(1) as runner:
                 doomed = runner.submit(Program.run, spec, {"question": "q"}, context=ctx)
                 assert wait_until(lambda: slow_lm.requests), "the run never reached the LM"
-                workers = _children(server.pid)
+                workers = child_pids(server.pid)
                 assert workers, "no worker process under the server"
                 for pid in workers:
                     os.kill(pid, signal.SIGKILL)
@@ -149,14 +136,14 @@ def test_prewarm_starts_the_workers_before_any_module_run(lm):
     warm = ServerProcess("memory", extra_args=["--prewarm"])
     cold = ServerProcess("memory")
     try:
-        assert wait_until(lambda: _children(warm.pid)), "--prewarm started no worker"
-        assert _children(cold.pid) == []  # without it, workers wait for the first run
+        assert wait_until(lambda: child_pids(warm.pid)), "--prewarm started no worker"
+        assert child_pids(cold.pid) == []  # without it, workers wait for the first run
         ctx = Context.start(bridge=warm.address, token=warm.token, lm=lm.lm_config())
         try:
             spec = ChainOfThought("question -> answer").to_dict()
             result = ctx.provider.execute_module(spec, {"question": "warm?"}, {}, ctx.lm_config)
             assert result["outputs"]["answer"] == "Test answer for: warm?"
-            assert result["worker"]["pid"] in _children(warm.pid)
+            assert result["worker"]["pid"] in child_pids(warm.pid)
         finally:
             ctx.stop()
     finally:

@@ -14,6 +14,7 @@ from dspex_jupyter.bridge.testing import ServerProcess
 from dspex_jupyter.errors import ModuleExecutionError, ProgramError, ValidationError
 from dspex_jupyter.modules import ChainOfThought, Predict
 from dspex_jupyter.variables.types import is_compiled_state
+from tests.bridge.conftest import child_pids
 
 from .conftest import DATA
 
@@ -171,7 +172,7 @@ def test_kill9_of_the_worker_mid_compile_fails_that_compile_only(lm):
 
         thread = threading.Thread(target=go)
         thread.start()
-        workers = _children(server.pid)
+        workers = child_pids(server.pid)
         # the compile's LM calls (after the kernel's "before" evaluation) come from a worker
         assert wait_until(lambda: len(lm.requests) > len(DATA))
         for pid in workers:
@@ -187,16 +188,3 @@ def test_kill9_of_the_worker_mid_compile_fails_that_compile_only(lm):
         lm.latency = 0.0
         ctx.stop()
         server.stop()
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                pass
-    return found
