@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ModuleExecutionError, ProgramError, ValidationError
-from ..variables.types import is_compiled_state
+from ..variables.compiled_state import is_compiled_state
 from .code import load_code
 
 __all__ = ["build_module"]

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import ModuleExecutionError, ProgramError, ValidationError
 from ..program.module import json_safe
-from ..variables.types import compiled_state
+from ..variables.compiled_state import compiled_state
 from .building import build_module
 from .execution import check_module_spec, lm_settings, scrub
 from .optimizers import optimizer_class, split_options

@@ -15,15 +15,7 @@ closes, so workers never outlive the server. When a worker dies, the runs it
 had fail with ``ModuleExecutionError`` naming the worker and its exit code,
 and a replacement starts; the pool survives.
 
-Protocol (one JSON object per line):
-
-* pool -> worker: ``{"op": "run", "id": N, "module": {...}, "inputs": {...},
-  "bound": {...}, "lm": {...}}`` (plus ``"allow_code": true`` when the server allowed
-  the run's notebook-defined code), ``{"op": "cancel", "id": N}`` and ``{"op": "exit"}``.
-* worker -> pool: ``{"op": "ready", "pid": P, "warm_s": S}`` once DSPy is
-  imported, then ``{"op": "result", "id": N, "ok": true, "result": {...}}`` or
-  ``{"op": "result", "id": N, "ok": false, "error": {"type": ..., "message": ...}}``
-  (with ``"cancelled": true`` for a run cancelled before it finished).
+The wire protocol with a worker is in ``bridge/worker_handle.py``.
 
 Cancelling a run (:meth:`WorkerPool.cancel`, used when the kernel cancels its
 ``ExecuteModule`` call or a run times out): the pool drops the run at once (its
@@ -38,23 +30,20 @@ worker's threads, and an LM call ends at the latest at the LM's own timeout.
 
 from __future__ import annotations
 
-import collections
 import itertools
-import json
 import logging
-import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
-from pathlib import Path
 from typing import Any
 
 from .. import errors as _errors
 from ..errors import BridgeUnavailable, ModuleExecutionError
 from .local_lm import LocalLMHost
+from .worker_handle import WorkerHandle
 from .worker_process import ERROR_TYPES as _ERROR_TYPES
 from .worker_process import worker_main
 
@@ -62,141 +51,7 @@ __all__ = ["WorkerPool", "worker_main"]
 
 log = logging.getLogger("dspex_jupyter.bridge.workers")
 
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _MAX_EARLY_DEATHS = 3  # workers dying before they are ready, in a row, before the pool gives up
-
-
-class _Worker:
-    """One worker process and the runs in flight on it."""
-
-    def __init__(self, pool: WorkerPool, index: int) -> None:
-        import subprocess
-
-        self.pool = pool
-        self.index = index
-        self.ready = threading.Event()
-        self.dead = False
-        self.warm_s: float | None = None
-        self.started_at = time.time()
-        self.pending: dict[int, Future] = {}
-        #: run id -> callback for the "progress" lines of a long run (a compile)
-        self.progress: dict[int, Callable[[dict[str, Any]], None]] = {}
-        #: runs cancelled while in the worker, whose (discarded) result has not come back yet
-        self.abandoned: set[int] = set()
-        self.lock = threading.Lock()
-        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
-        env = dict(os.environ)
-        env.update(pool.env)
-        env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        env["DSPEX_WORKER_THREADS"] = str(pool.threads_per_worker)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
-        )
-        self.proc = subprocess.Popen(
-            [
-                pool.python,
-                "-c",
-                "from dspex_jupyter.bridge.worker_process import worker_main; worker_main()",
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            close_fds=True,
-        )
-        self.pid = self.proc.pid
-        threading.Thread(
-            target=self._read, name=f"dspex-worker-{self.pid}-out", daemon=True
-        ).start()
-        threading.Thread(
-            target=self._read_stderr, name=f"dspex-worker-{self.pid}-err", daemon=True
-        ).start()
-
-    @property
-    def inflight(self) -> int:
-        return len(self.pending)
-
-    def send(self, message: Mapping[str, Any]) -> None:
-        data = (json.dumps(message, allow_nan=False) + "\n").encode()
-        with self.lock:
-            if self.dead:
-                raise BrokenPipeError("worker is dead")
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
-
-    def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            self.stderr_tail.append(line)
-            log.debug("worker %s: %s", self.pid, line)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        try:
-            for raw in self.proc.stdout:
-                try:
-                    message = json.loads(raw)
-                except ValueError:
-                    log.warning("worker %s sent a malformed line: %r", self.pid, raw[:200])
-                    continue
-                if message.get("op") == "ready":
-                    self.warm_s = message.get("warm_s")
-                    if message.get("error"):
-                        log.warning(
-                            "worker %s could not pre-import DSPy: %s", self.pid, message["error"]
-                        )
-                    self.ready.set()
-                    self.pool._worker_ready(self)
-                elif message.get("op") == "progress":
-                    callback = self.progress.get(message.get("id"))
-                    if callback is not None:
-                        callback(message.get("event") or {})
-                elif message.get("op") == "result":
-                    self.progress.pop(message.get("id"), None)
-                    with self.lock:
-                        future = self.pending.pop(message.get("id"), None)
-                        if future is None:
-                            self.abandoned.discard(message.get("id"))
-                    if future is not None and not future.done():
-                        future.set_result(message)
-        finally:
-            self._died()
-
-    def _died(self) -> None:
-        code = self.proc.wait()
-        with self.lock:
-            self.dead = True
-            pending, self.pending = self.pending, {}
-            self.abandoned.clear()
-        time.sleep(0.05)  # let the stderr reader catch the last lines
-        tail = " | ".join(list(self.stderr_tail)[-3:])
-        if pending:
-            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-            error = ModuleExecutionError(
-                f"the worker process running this module (pid {self.pid}) {how} before the "
-                f"run finished; the run was not completed (a replacement worker is starting)"
-                + (f"; its last output: {tail}" if tail and code >= 0 else "")
-            )
-            for future in pending.values():
-                if not future.done():
-                    future.set_exception(error)
-        self.pool._worker_died(self, code, tail)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        with self.lock:
-            self.dead = True
-        try:
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=timeout)
-        except Exception:
-            self.proc.kill()
-            self.proc.wait()
 
 
 class WorkerPool:
@@ -222,7 +77,7 @@ class WorkerPool:
         self.env = dict(env or {})
         self.python = python or sys.executable
         self._lock = threading.Lock()
-        self._workers: list[_Worker] = []
+        self._workers: list[WorkerHandle] = []
         self._ids = itertools.count(1)
         self._closed = False
         self._started = False
@@ -241,7 +96,7 @@ class WorkerPool:
                 raise BridgeUnavailable("this worker pool was closed")
             if not self._started:
                 self._started = True
-                self._workers = [_Worker(self, i) for i in range(self.size)]
+                self._workers = [WorkerHandle(self, i) for i in range(self.size)]
         return self
 
     def wait_ready(self, timeout: float = 120.0) -> bool:
@@ -274,11 +129,11 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ worker events
 
-    def _worker_ready(self, worker: _Worker) -> None:
+    def _worker_ready(self, worker: WorkerHandle) -> None:
         with self._lock:
             self._early_deaths = 0
 
-    def _worker_died(self, worker: _Worker, code: int, tail: str) -> None:
+    def _worker_died(self, worker: WorkerHandle, code: int, tail: str) -> None:
         with self._lock:
             if worker not in self._workers:
                 return  # stopped on purpose
@@ -298,7 +153,7 @@ class WorkerPool:
             log.warning("worker %s died (exit code %s); starting a replacement", worker.pid, code)
             self.restarts += 1
             index = self._workers.index(worker)
-            self._workers[index] = _Worker(self, worker.index)
+            self._workers[index] = WorkerHandle(self, worker.index)
 
     # ------------------------------------------------------------------ running
 
@@ -330,7 +185,7 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [w["pid"] for w in self.workers]
 
-    def _pick(self) -> _Worker:
+    def _pick(self) -> WorkerHandle:
         with self._lock:
             if self._closed:
                 raise ModuleExecutionError("the worker pool is closed")
@@ -403,7 +258,7 @@ class WorkerPool:
         """Drop the run of ``future`` (from :meth:`submit`): it fails with
         ``ModuleExecutionError(reason)`` and the worker is told to abandon it.
         False if it had already finished."""
-        worker: _Worker | None = getattr(future, "worker", None)
+        worker: WorkerHandle | None = getattr(future, "worker", None)
         run_id: int = getattr(future, "run_id", -1)
         if worker is None:
             return False

@@ -50,7 +50,8 @@ import re
 from typing import Any
 
 from ..errors import DSPexError
-from ..variables.types import TYPE_NAMES, normalize_type, parse
+from ..variables.parse import parse
+from ..variables.types import TYPE_NAMES, normalize_type
 from .syntax import (
     MagicSyntaxError,
     parse_constraint,

@@ -21,7 +21,8 @@ from IPython.core.magic_arguments import argument
 
 from ..context import Context, default_context
 from ..errors import DSPexError
-from ..variables.types import TYPE_NAMES, normalize_type, parse
+from ..variables.parse import parse
+from ..variables.types import TYPE_NAMES, normalize_type
 from .magics_measure import MeasureMagics, user_program
 from .subcommands import clean_error, parse_args, subcommand
 from .syntax import (

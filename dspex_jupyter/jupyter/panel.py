@@ -31,7 +31,7 @@ import traitlets
 
 from ..context import Context
 from ..errors import DSPexError
-from ..variables.types import parse
+from ..variables.parse import parse
 from .panel_json import run_json, tuning_json, variable_json
 from .traits import NOTIFICATION, VariableTraits, traits_for
 

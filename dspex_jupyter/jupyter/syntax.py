@@ -5,7 +5,7 @@ Kept free of IPython and ipywidgets so it can be tested and reused on its own.
 Tokens are separated by whitespace, except inside quotes (``"a b"``,
 ``'a b'``) or brackets (``["a", "b"]``, ``{"k": 1}``). Tokens keep their
 quotes, because quoting carries meaning: for a ``choice`` variable, ``"1"`` is
-the string and ``1`` the number (see :func:`dspex_jupyter.variables.types.parse`).
+the string and ``1`` the number (see :func:`dspex_jupyter.variables.parse.parse`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from ..errors import DSPexError, ModuleExecutionError, ProgramError, VariableExi
 from ..program import ProgramSpec
 from ..program.bridged import LM_PARAMS
 from ..program.module import Module, check_json, json_safe
-from ..variables.types import is_compiled_state
+from ..variables.compiled_state import is_compiled_state
 from .overrides import check_overrides, json_overrides
 from .result import RunResult, TraceEntry
 

@@ -21,13 +21,13 @@ and over the wire):
 ``module``    a module name (``str``, e.g. ``"ChainOfThought"``), optionally
               limited by ``choices``; or a compiled DSPy state from
               ``Program.compile`` (an object marked ``"kind":
-              "dspex.compiled_state"``, see :func:`compiled_state`).
+              "dspex.compiled_state"``, see ``variables/compiled_state.py``).
 ``embedding`` a flat sequence of real numbers, stored as a tuple of floats.
 ``tensor``    a rectangular nested sequence of real numbers (or anything with
               ``tolist()``, e.g. a numpy array), stored as nested tuples.
 ============  ==============================================================
 
-Text is converted only on purpose, through :func:`parse` (the magics and text
+Text is converted only on purpose, through :func:`~dspex_jupyter.variables.parse.parse` (the magics and text
 widgets use it): ``"0.9"`` parses as a float, ``"true"``/``"false"`` as bools,
 and JSON for embeddings and tensors.
 """
@@ -42,17 +42,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ValidationError
+from .compiled_state import check_compiled, is_compiled_state
 
 __all__ = [
-    "COMPILED_STATE",
-    "compiled_state",
-    "is_compiled_state",
     "TYPE_NAMES",
     "Validator",
     "normalize_type",
     "check_constraints",
     "compile_validator",
-    "parse",
     "check_name",
     "check_metadata",
 ]
@@ -307,46 +304,6 @@ def _compile_choice(c: Mapping[str, Any]) -> Validator:
     return validate
 
 
-#: The marker of a compiled DSPy state held by a ``module`` variable (``Program.compile``).
-COMPILED_STATE = "dspex.compiled_state"
-
-
-def compiled_state(module_type: str, state: Mapping[str, Any], optimizer: str | None) -> dict:
-    """A ``module`` variable's value holding a module's DSPy ``dump_state()``.
-
-    ``optimizer`` is ``None`` for the uncompiled state (a compiled variable's
-    first version, so rolling back to it undoes the compile).
-    """
-    return {
-        "kind": COMPILED_STATE,
-        "format": 1,
-        "module_type": module_type,
-        "optimizer": optimizer,
-        "state": dict(state),
-    }
-
-
-def is_compiled_state(value: Any) -> bool:
-    return isinstance(value, Mapping) and value.get("kind") == COMPILED_STATE
-
-
-def _check_compiled(value: Mapping[str, Any]) -> dict:
-    unknown = set(value) - {"kind", "format", "module_type", "optimizer", "state"}
-    if unknown or value.get("format") != 1:
-        raise ValidationError(
-            f"a compiled state has the keys kind, format (1), module_type, optimizer, state; "
-            f"got {sorted(value)} format {value.get('format')!r}"
-        )
-    if not isinstance(value.get("module_type"), str) or not isinstance(value.get("state"), Mapping):
-        raise ValidationError("a compiled state needs a module_type (str) and a state (object)")
-    optimizer = value.get("optimizer")
-    if optimizer is not None and not isinstance(optimizer, str):
-        raise ValidationError(
-            f"a compiled state's optimizer must be a str or null, got {optimizer!r}"
-        )
-    return dict(value)
-
-
 def _compile_module(c: Mapping[str, Any]) -> Validator:
     choices = _choices(c, required=False)
     if choices is not None and not all(isinstance(x, str) for x in choices):
@@ -354,8 +311,8 @@ def _compile_module(c: Mapping[str, Any]) -> Validator:
     in_choices = _choice_checker(choices) if choices else None
 
     def validate(value: Any) -> Any:
-        if isinstance(value, Mapping) and value.get("kind") == COMPILED_STATE:
-            return _check_compiled(value)
+        if is_compiled_state(value):
+            return check_compiled(value)
         if type(value) is not str or not value:
             raise ValidationError(
                 "expected a module name (a non-empty str) or a compiled state "
@@ -468,45 +425,3 @@ def check_constraints(type_name: str, constraints: Mapping[str, Any] | None) -> 
 def compile_validator(type_name: str, constraints: Mapping[str, Any]) -> Validator:
     """Build the validator for already-checked constraints (see :func:`check_constraints`)."""
     return _COMPILERS[type_name](constraints)
-
-
-_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
-
-
-def parse(type_name: str, text: str) -> Any:
-    """Convert text typed by a person (a magic, a text box) into a value of ``type_name``.
-
-    The result still has to pass the variable's validator; this only chooses
-    the Python type the text stands for.
-    """
-    stripped = text.strip()
-    try:
-        if type_name == "float":
-            return float(stripped)
-        if type_name == "int":
-            return int(stripped)
-        if type_name == "bool":
-            lowered = stripped.lower()
-            if lowered in _TRUE:
-                return True
-            if lowered in _FALSE:
-                return False
-            raise ValueError(f"{text!r} is not a boolean (use true/false)")
-        if type_name in ("embedding", "tensor"):
-            return json.loads(stripped)
-        if type_name == "choice":
-            # A choice may be a number or a bool; keep text that is not valid JSON as text.
-            try:
-                decoded = json.loads(stripped)
-            except ValueError:
-                return _unquote(stripped)
-            return decoded if isinstance(decoded, (int, float, bool, str)) else stripped
-        return _unquote(stripped)
-    except ValueError as exc:
-        raise ValidationError(f"cannot read {text!r} as {type_name}: {exc}") from None
-
-
-def _unquote(text: str) -> str:
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    return text

@@ -13,7 +13,7 @@ from dspex_jupyter import Context, Program
 from dspex_jupyter.bridge.testing import ServerProcess
 from dspex_jupyter.errors import ModuleExecutionError, ProgramError, ValidationError
 from dspex_jupyter.modules import ChainOfThought, Predict
-from dspex_jupyter.variables.types import is_compiled_state
+from dspex_jupyter.variables.compiled_state import is_compiled_state
 from tests.bridge.conftest import child_pids
 
 from .conftest import DATA
